@@ -1,0 +1,49 @@
+# support-sidecar. `make run` builds and starts the sidecar on loopback; `make test` runs
+# every test (unit, integration as root with unshare, end-to-end with podman).
+MUSL      := x86_64-unknown-linux-musl
+STATIC    := target/$(MUSL)/release/sidecar
+CREDS     := .sidecar-credentials
+LISTEN    ?= 127.0.0.1:8889
+IMAGE     ?= localhost/support-sidecar:latest
+export CONTAINERS_CONF ?= $(CURDIR)/tests/e2e/containers.conf
+
+.PHONY: build static image run test lint bench deps test-deps
+
+build:
+	cargo build --release
+
+deps:
+	./scripts/deps.sh
+
+test-deps:
+	./scripts/deps.sh test
+
+# A static, stripped musl binary. musl-gcc is only needed by crates with C code (none today).
+static: deps
+	cargo build --release --target $(MUSL)
+	@file $(STATIC) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC) is not statically linked"; exit 1; }
+	@echo "$(STATIC): $$(stat -c %s $(STATIC)) bytes, static"
+
+image: static
+	podman build -t $(IMAGE) -f image/Containerfile .
+
+# Serves this machine's containers and processes on $(LISTEN). The password is generated
+# on first use into $(CREDS) (git-ignored) and printed.
+run: static
+	@if [ ! -s $(CREDS) ]; then \
+	  umask 077; echo "admin:$$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" > $(CREDS); \
+	fi
+	@echo "user admin, password $$(cut -d: -f2- $(CREDS))   (in $(CREDS))"
+	@echo "try: curl --digest --user admin:$$(cut -d: -f2- $(CREDS)) http://$(LISTEN)/"
+	exec $(STATIC) serve --listen $(LISTEN) --credentials $(CREDS)
+
+test: test-deps static
+	cargo test -- --test-threads=2
+	./tests/e2e/run.sh
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+bench: test-deps static
+	./scripts/bench

@@ -1,0 +1,234 @@
+//! The HTTP+JSON API: authentication, routing, and the one place where domain errors become
+//! HTTP statuses and stable `code` words (listed in the README).
+//!
+//! Invariant: every route but `GET /healthz` is authenticated before anything is looked up,
+//! and every route that changes a container answers 403 `read_only` under `--read-only`
+//! before doing anything.
+
+pub mod http;
+
+use serde_json::{json, Value};
+
+use crate::auth::{Auth, Verdict};
+use crate::containers::{self, Container, LookupError};
+use crate::processes;
+use http::{Request, Response};
+
+/// A failed request: status, stable code, message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> ApiError {
+        match e {
+            LookupError::NotFound(_) => ApiError::new(404, "container_not_found", e.to_string()),
+            LookupError::Ambiguous(..) => ApiError::new(409, "ambiguous_container", e.to_string()),
+        }
+    }
+}
+
+impl From<processes::Error> for ApiError {
+    fn from(e: processes::Error) -> ApiError {
+        let (status, code) = match &e {
+            processes::Error::NotFound { .. } => (404, "process_not_found"),
+            processes::Error::BadSignal(_) => (400, "bad_signal"),
+            processes::Error::Denied { .. } => (403, "permission_denied"),
+            processes::Error::Io { .. } => (500, "io_error"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+/// What the server was started with.
+pub struct App {
+    pub auth: Option<Auth>,
+    pub read_only: bool,
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The resources a container supports (what `GET /<c>` lists).
+pub const RESOURCES: [&str; 1] = ["process"];
+
+impl App {
+    /// Answers one request (the `http::Handler`).
+    pub fn handle(&self, req: &mut Request) -> Response {
+        if req.path == "/healthz" {
+            return match req.method.as_str() {
+                "GET" | "HEAD" => Response::json(200, &json!({"status": "ok"})),
+                _ => error_response(method_not_allowed("GET")),
+            };
+        }
+        let user = match &self.auth {
+            None => None,
+            Some(auth) => match auth.check(
+                &req.method,
+                &req.target,
+                req.header("authorization"),
+                req.peer,
+            ) {
+                Verdict::User(u) => Some(u),
+                Verdict::Throttled => {
+                    return error_response(ApiError::new(
+                        429,
+                        "too_many_attempts",
+                        "too many failed logins from this address; wait a minute",
+                    ))
+                }
+                Verdict::Challenge { stale, failed } => {
+                    let msg = if failed {
+                        "wrong user name or password"
+                    } else {
+                        "authentication required (curl --digest --user USER:PASSWORD)"
+                    };
+                    let mut r = error_response(ApiError::new(401, "unauthorized", msg));
+                    for c in auth.challenges(stale) {
+                        r.headers.push(("WWW-Authenticate".into(), c));
+                    }
+                    return r;
+                }
+            },
+        };
+        let mut resp = match self.route(req) {
+            Ok(r) => r,
+            Err(e) => error_response(e),
+        };
+        resp.user = user;
+        resp
+    }
+
+    fn route(&self, req: &mut Request) -> Result<Response> {
+        let segs: Vec<&str> = req.path.split('/').skip(1).collect();
+        let method = req.method.as_str();
+        let segs: Vec<&str> = if segs.last() == Some(&"") && segs.len() > 1 {
+            segs[..segs.len() - 1].to_vec()
+        } else {
+            segs
+        };
+        match segs.as_slice() {
+            [""] => {
+                only(method, "GET")?;
+                Ok(Response::json(
+                    200,
+                    &serde_json::to_value(discover()?).unwrap_or_default(),
+                ))
+            }
+            ["version"] => {
+                only(method, "GET")?;
+                Ok(Response::json(200, &version_json()))
+            }
+            [c] => {
+                only(method, "GET")?;
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                v["resources"] = json!(RESOURCES);
+                Ok(Response::json(200, &v))
+            }
+            [c, "process" | "processes"] => {
+                only(method, "GET")?;
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                Ok(Response::json(200, &json!(processes::list(c))))
+            }
+            [c, "process" | "processes", pid] => {
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let pid = parse_pid(pid, c)?;
+                match method {
+                    "GET" => Ok(Response::json(200, &json!(processes::detail(c, pid)?))),
+                    "DELETE" => {
+                        self.writable()?;
+                        let (num, name) =
+                            processes::parse_signal(req.query("signal").unwrap_or("TERM"))?;
+                        processes::signal(c, pid, num)?;
+                        let mut r = Response::json(
+                            200,
+                            &json!({"status": "signalled", "pid": pid, "signal": name}),
+                        );
+                        r.change =
+                            Some(json!({"container": c.id, "signalled": pid, "signal": name}));
+                        Ok(r)
+                    }
+                    _ => Err(method_not_allowed("GET, DELETE")),
+                }
+            }
+            _ => Err(ApiError::new(
+                404,
+                "not_found",
+                format!("no such route: {} (see the README's API table)", req.path),
+            )),
+        }
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(ApiError::new(
+                403,
+                "read_only",
+                "the sidecar runs with --read-only: it changes nothing",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn discover() -> Result<Vec<Container>> {
+    containers::discover()
+        .map_err(|e| ApiError::new(500, "io_error", format!("cannot list /proc: {e}")))
+}
+
+fn parse_pid(s: &str, c: &Container) -> Result<u32> {
+    s.parse::<u32>().map_err(|_| {
+        ApiError::new(
+            404,
+            "process_not_found",
+            format!("'{s}' is not a PID of container {}", c.id),
+        )
+    })
+}
+
+fn only(method: &str, allowed: &str) -> Result<()> {
+    if method == allowed || (method == "HEAD" && allowed == "GET") {
+        Ok(())
+    } else {
+        Err(method_not_allowed(allowed))
+    }
+}
+
+fn method_not_allowed(allowed: &str) -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("this route takes {allowed}"),
+    )
+}
+
+pub fn error_response(e: ApiError) -> Response {
+    let mut r = Response::error(e.status, e.code, &e.message);
+    if e.status == 405 {
+        if let Some(allowed) = e.message.strip_prefix("this route takes ") {
+            r.headers.push(("Allow".into(), allowed.to_string()));
+        }
+    }
+    r
+}
+
+/// The build's version and commit (`GET /version`, `sidecar version --json`).
+pub fn version_json() -> Value {
+    json!({"version": env!("CARGO_PKG_VERSION"), "commit": env!("SIDECAR_COMMIT")})
+}

@@ -1,0 +1,309 @@
+//! The command line's subcommands: their arguments (argh) and what each prints. Tables for
+//! people; `--json` prints exactly what the API answers. Errors of the sidecar itself are
+//! returned as one line and exit 125 (as `nsenter`'s and `podman exec`'s own errors do).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+use serde_json::json;
+
+use crate::api::http::{Limits, Listener, Server};
+use crate::api::App;
+use crate::auth::{self, Auth};
+use crate::containers::{self, Container};
+use crate::{init, processes};
+
+pub type CliResult = Result<i32, String>;
+
+/// serve the HTTP+JSON API
+#[derive(FromArgs)]
+#[argh(subcommand, name = "serve")]
+pub struct Serve {
+    /// address to listen on: HOST:PORT or unix:/PATH (repeatable; default 0.0.0.0:8889)
+    #[argh(option)]
+    pub listen: Vec<String>,
+    /// file of user:password or htdigest user:realm:HA1 lines
+    #[argh(option)]
+    pub credentials: Option<String>,
+    /// serve without authentication (refused on TCP unless given)
+    #[argh(switch)]
+    pub no_auth: bool,
+    /// refuse every route that changes a container or runs something in it
+    #[argh(switch)]
+    pub read_only: bool,
+    /// digest realm (default support-sidecar)
+    #[argh(option, default = "String::from(\"support-sidecar\")")]
+    pub realm: String,
+    /// largest request body in bytes (default 268435456)
+    #[argh(option, default = "256 << 20")]
+    pub max_upload: u64,
+    /// requests handled at once; more get 503 (default 16)
+    #[argh(option, default = "16")]
+    pub workers: usize,
+    /// largest request head in bytes (default 16384)
+    #[argh(option, default = "16384")]
+    pub max_head: usize,
+    /// seconds a client has to send its request (default 30)
+    #[argh(option, default = "30")]
+    pub request_timeout: u64,
+    /// also accept HTTP Basic authentication
+    #[argh(switch)]
+    pub allow_basic: bool,
+}
+
+/// list the containers this sidecar can see
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+pub struct List {
+    /// print the API's JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// list a container's processes
+#[derive(FromArgs)]
+#[argh(subcommand, name = "ps")]
+pub struct Ps {
+    /// container: ID, unique prefix, hostname, pid:N or host
+    #[argh(positional)]
+    pub container: String,
+    /// print the API's JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// signal a process of a container
+#[derive(FromArgs)]
+#[argh(subcommand, name = "kill")]
+pub struct Kill {
+    /// container: ID, unique prefix, hostname, pid:N or host
+    #[argh(positional)]
+    pub container: String,
+    /// the PID, as the sidecar sees it
+    #[argh(positional)]
+    pub pid: u32,
+    /// signal name or number (default TERM)
+    #[argh(option, short = 's', default = "String::from(\"TERM\")")]
+    pub signal: String,
+    /// print the API's JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// print the version and commit
+#[derive(FromArgs)]
+#[argh(subcommand, name = "version")]
+pub struct Version {
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
+    let all = containers::discover().map_err(|e| format!("cannot list /proc: {e}"))?;
+    let id = containers::lookup(&all, name)
+        .map_err(|e| e.to_string())?
+        .id
+        .clone();
+    let i = all.iter().position(|c| c.id == id).unwrap_or(0);
+    Ok((all, i))
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints rows as left-aligned columns (the last column is not padded).
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let last = cells.len().saturating_sub(1);
+        let s: Vec<String> = cells
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<w$}", w = width[i])
+                }
+            })
+            .collect();
+        println!("{}", s.join("  "));
+    };
+    line(header.iter().map(|s| s.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+pub fn list(a: List) -> CliResult {
+    let all = containers::discover().map_err(|e| format!("cannot list /proc: {e}"))?;
+    if a.json {
+        print_json(&all);
+    } else {
+        let rows = all
+            .iter()
+            .map(|c| {
+                vec![
+                    c.short_id.clone(),
+                    c.runtime.to_string(),
+                    c.hostname.clone().unwrap_or_default(),
+                    c.pid.to_string(),
+                    c.pids.len().to_string(),
+                    if c.infra {
+                        "infra".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        table(&["ID", "RUNTIME", "HOSTNAME", "PID", "PROCS", ""], rows);
+    }
+    Ok(0)
+}
+
+pub fn ps(a: Ps) -> CliResult {
+    let (all, i) = find(&a.container)?;
+    let procs = processes::list(&all[i]);
+    if a.json {
+        print_json(&procs);
+    } else {
+        let rows = procs
+            .iter()
+            .map(|p| {
+                vec![
+                    p.pid.to_string(),
+                    p.ns_pid.map(|n| n.to_string()).unwrap_or_default(),
+                    p.user
+                        .clone()
+                        .or(p.uid.map(|u| u.to_string()))
+                        .unwrap_or_default(),
+                    p.state.clone(),
+                    format!("{:.2}", p.cpu_seconds),
+                    (p.rss_bytes / 1024).to_string(),
+                    if p.cmdline.is_empty() {
+                        format!("[{}]", p.comm)
+                    } else {
+                        p.cmdline.clone()
+                    },
+                ]
+            })
+            .collect();
+        table(
+            &["PID", "NSPID", "USER", "S", "CPU_S", "RSS_KB", "COMMAND"],
+            rows,
+        );
+    }
+    Ok(0)
+}
+
+pub fn kill(a: Kill) -> CliResult {
+    let (all, i) = find(&a.container)?;
+    let (num, name) = processes::parse_signal(&a.signal).map_err(|e| e.to_string())?;
+    processes::signal(&all[i], a.pid, num).map_err(|e| e.to_string())?;
+    if a.json {
+        print_json(&json!({"status": "signalled", "pid": a.pid, "signal": name}));
+    } else {
+        println!("sent SIG{name} to {} in {}", a.pid, all[i].short_id);
+    }
+    Ok(0)
+}
+
+pub fn version(a: Version) -> CliResult {
+    let v = crate::api::version_json();
+    if a.json {
+        print_json(&v);
+    } else {
+        println!(
+            "sidecar {} ({})",
+            v["version"].as_str().unwrap_or(""),
+            v["commit"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+pub fn serve(a: Serve) -> CliResult {
+    if std::process::id() == 1 {
+        init::run_as_pid1();
+    }
+    init::become_subreaper();
+    // Read secrets while single-threaded, then wipe them from our environment and make
+    // ourselves non-dumpable: a root process of a target sharing our PID namespace must not
+    // read them from /proc/<sidecar>/environ or /proc/<sidecar>/mem.
+    let env_user = auth::from_env();
+    crate::sys::set_non_dumpable().map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
+    let mut users = Vec::new();
+    if let Some(path) = &a.credentials {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--credentials {path}: {e}"))?;
+        users = auth::parse_credentials(&text).map_err(|e| format!("--credentials {path}: {e}"))?;
+        if users.is_empty() {
+            return Err(format!("--credentials {path}: no users in the file"));
+        }
+    }
+    users.extend(env_user);
+    let listen = if a.listen.is_empty() {
+        vec!["0.0.0.0:8889".to_string()]
+    } else {
+        a.listen.clone()
+    };
+    let listeners = listen
+        .iter()
+        .map(|l| Listener::bind(l).map_err(|e| format!("cannot listen on {l}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if users.is_empty() && !a.no_auth && listeners.iter().any(Listener::is_tcp) {
+        return Err("no credentials: give --credentials FILE or SIDECAR_USER/SIDECAR_PASSWORD, or --no-auth to serve TCP without authentication".into());
+    }
+    let auth = if users.is_empty() {
+        None
+    } else {
+        Some(Auth::new(&a.realm, users, a.allow_basic).map_err(|e| format!("getrandom: {e}"))?)
+    };
+    let auth_on = auth.is_some();
+    let app = Arc::new(App {
+        auth,
+        read_only: a.read_only,
+    });
+    let limits = Limits {
+        max_head: a.max_head,
+        max_body: a.max_upload,
+        request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+        keep_alive: Duration::from_secs(15),
+        workers: a.workers.max(1),
+        max_connections: (a.workers.max(1) * 8).max(64),
+    };
+    let server = Server::new(limits, Box::new(move |req| app.handle(req)));
+    let mut threads = Vec::new();
+    for l in listeners {
+        eprintln!(
+            "{}",
+            json!({"event": "listening", "address": l.describe(), "auth": auth_on, "read_only": a.read_only})
+        );
+        let s = Arc::clone(&server);
+        threads.push(std::thread::spawn(move || s.serve(l)));
+    }
+    let sig = init::wait_for_stop(|| {});
+    server.stopping.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    for t in threads {
+        let _ = t.join();
+    }
+    while server.in_flight() > 0 && start.elapsed() < init::STOP_GRACE {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "{}",
+        json!({"event": "stopped", "signal": sig, "in_flight": server.in_flight()})
+    );
+    Ok(0)
+}

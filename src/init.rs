@@ -1,0 +1,86 @@
+//! Process duties: PID 1 of a container (reap every child, forward signals, exit with the
+//! server's status) and, when not PID 1, a child subreaper; and the stop protocol every role
+//! shares (SIGTERM/SIGINT: stop accepting, finish what is in flight, exit 0).
+//!
+//! Invariant: signals are blocked before any thread exists, and read synchronously with
+//! `sigtimedwait` from one loop; no signal handler runs anywhere. PID 1 never exits from
+//! inside its loop except with the server's status: a PID 1 death kills the container.
+
+use std::process::Command;
+use std::time::Duration;
+
+const FORWARDED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// Blocks every signal we handle synchronously. Call first thing in `main`, single-threaded.
+pub fn block_signals() {
+    let mut all = FORWARDED.to_vec();
+    all.push(libc::SIGCHLD);
+    if let Err(e) = crate::sys::block_signals(&all) {
+        eprintln!("sidecar: cannot block signals: {e}");
+    }
+}
+
+/// As PID 1: runs this same command line as a child (which is then not PID 1 and serves),
+/// forwards signals to it, reaps every process re-parented to us, and exits with the child's
+/// status once it has exited.
+pub fn run_as_pid1() -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // std resets the signal mask and SIGPIPE in the child before exec.
+    let child = match Command::new("/proc/self/exe").args(&args).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sidecar: as PID 1, cannot start the server: {e}");
+            std::process::exit(125);
+        }
+    };
+    let server = child.id() as i32;
+    // The child has its own copy of the environment: our secrets are no longer needed here.
+    crate::sys::wipe_env_var("SIDECAR_PASSWORD");
+    crate::sys::wipe_env_var("SIDECAR_USER");
+    let _ = crate::sys::set_non_dumpable();
+    let mut watched = FORWARDED.to_vec();
+    watched.push(libc::SIGCHLD);
+    // From here on we are not allowed to bail: a PID 1 death kills the container.
+    loop {
+        if let Some((sig, _)) = crate::sys::wait_signal(&watched, 1000) {
+            if sig != libc::SIGCHLD {
+                let _ = crate::sys::kill(server, sig);
+            }
+        }
+        while let Some((pid, status)) = crate::sys::reap_any() {
+            if pid == server {
+                // Reap what is left, then leave with the server's status.
+                while crate::sys::reap_any().is_some() {}
+                std::process::exit(status);
+            }
+        }
+    }
+}
+
+/// Not PID 1: become the subreaper of what we start, so orphans of our helpers come to us.
+pub fn become_subreaper() {
+    let _ = crate::sys::set_child_subreaper();
+}
+
+/// Waits until SIGTERM or SIGINT arrives (the caller blocked them before starting threads).
+/// `tick` runs about every 500 ms; it may reap orphans.
+pub fn wait_for_stop(mut tick: impl FnMut()) -> i32 {
+    let watched = [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD, libc::SIGHUP];
+    loop {
+        match crate::sys::wait_signal(&watched, 500) {
+            Some((sig, _)) if sig == libc::SIGTERM || sig == libc::SIGINT => return sig,
+            _ => tick(),
+        }
+    }
+}
+
+/// How long a stop waits for in-flight requests before giving up on those that are not
+/// package transactions (which are never cut: see `api`).
+pub const STOP_GRACE: Duration = Duration::from_secs(30);

@@ -1,0 +1,13 @@
+//! support-sidecar: see, inspect and repair containers from beside them. The binary in
+//! `main.rs` is only the command line; everything it does lives in these modules.
+#![deny(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod containers;
+pub mod init;
+pub mod processes;
+pub mod procfs;
+pub mod rootfs;
+pub mod sys;

@@ -1,0 +1,42 @@
+//! `sidecar`: the command line. Argument parsing and dispatch only; the work is in the library.
+#![deny(unsafe_code)]
+
+use argh::FromArgs;
+use sidecar::cli;
+
+/// See, inspect and repair containers from beside them.
+#[derive(FromArgs)]
+struct Args {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Serve(cli::Serve),
+    List(cli::List),
+    Ps(cli::Ps),
+    Kill(cli::Kill),
+    Version(cli::Version),
+}
+
+fn main() {
+    // Before any thread exists: signals are read synchronously (see init.rs).
+    sidecar::init::block_signals();
+    let args: Args = argh::from_env();
+    let result = match args.command {
+        Command::Serve(a) => cli::serve(a),
+        Command::List(a) => cli::list(a),
+        Command::Ps(a) => cli::ps(a),
+        Command::Kill(a) => cli::kill(a),
+        Command::Version(a) => cli::version(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("sidecar: {e}");
+            std::process::exit(125);
+        }
+    }
+}

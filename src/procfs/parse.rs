@@ -1,0 +1,305 @@
+//! Pure parsers for `/proc` files and `/etc/passwd`. No I/O here: every function takes the
+//! text and returns what it could read, so each is unit-tested from fixtures in `tests/`.
+
+use std::collections::BTreeMap;
+
+/// The fields of `/proc/<pid>/stat` that we use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: u32,
+    /// The command name between the parentheses (may itself hold spaces and parentheses).
+    pub comm: String,
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub utime: u64,
+    pub stime: u64,
+    pub threads: u64,
+    /// Start time after boot, in clock ticks: with the PID, the identity of a process.
+    pub starttime: u64,
+    /// Resident set size, in pages.
+    pub rss_pages: u64,
+}
+
+/// Parses `/proc/<pid>/stat`. The command name is found by the *last* `)`, since a process
+/// may name itself `a) R 1 (b`.
+pub fn parse_stat(s: &str) -> Option<Stat> {
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    if close < open {
+        return None;
+    }
+    let pid = s[..open].trim().parse().ok()?;
+    let comm = s[open + 1..close].to_string();
+    // Fields after the comm, numbered from 3 (state) as in proc(5).
+    let rest: Vec<&str> = s[close + 1..].split_whitespace().collect();
+    let field = |n: usize| rest.get(n - 3).copied();
+    let num = |n: usize| field(n)?.parse::<u64>().ok();
+    Some(Stat {
+        pid,
+        comm,
+        state: field(3)?.chars().next()?,
+        ppid: num(4)? as u32,
+        pgrp: num(5)? as u32,
+        utime: num(14)?,
+        stime: num(15)?,
+        threads: num(20)?,
+        starttime: num(22)?,
+        rss_pages: field(24)?.parse::<i64>().ok()?.max(0) as u64,
+    })
+}
+
+/// Parses `/proc/<pid>/status` into its `Key: value` pairs, values trimmed.
+pub fn parse_status(s: &str) -> BTreeMap<String, String> {
+    s.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The real, effective, saved and filesystem UIDs (or GIDs) of a `Uid:`/`Gid:` status value.
+pub fn parse_ids(value: &str) -> Vec<u32> {
+    value
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// One line of `/proc/<pid>/cgroup`: `hierarchy-ID:controller-list:path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupLine {
+    pub hierarchy: u32,
+    pub controllers: String,
+    pub path: String,
+}
+
+/// Parses `/proc/<pid>/cgroup` (v1 lines, the v2 `0::` line, or both on a hybrid host).
+pub fn parse_cgroup(s: &str) -> Vec<CgroupLine> {
+    s.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            Some(CgroupLine {
+                hierarchy: it.next()?.parse().ok()?,
+                controllers: it.next()?.to_string(),
+                path: it.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The inode in a namespace link target such as `mnt:[4026531840]`.
+pub fn parse_ns_link(s: &str) -> Option<u64> {
+    s.split_once(":[")?.1.strip_suffix(']')?.parse().ok()
+}
+
+/// Splits a NUL-separated `/proc` file (`cmdline`, `environ`) into its strings. A trailing NUL
+/// ends the last string; empty strings in the middle are kept (`argv` may hold `""`).
+pub fn split_nul(bytes: &[u8]) -> Vec<String> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    bytes
+        .split(|&b| b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// One entry of `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: String,
+    pub shell: String,
+}
+
+/// Parses `/etc/passwd`, skipping comments, blank and malformed lines (and NIS `+`/`-` lines).
+pub fn parse_passwd(s: &str) -> Vec<PasswdEntry> {
+    s.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 || f[0].is_empty() {
+                return None;
+            }
+            Some(PasswdEntry {
+                name: f[0].to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+                home: f[5].to_string(),
+                shell: f[6].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One resource limit of `/proc/<pid>/limits`; `None` means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Limit {
+    pub name: String,
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+    pub units: String,
+}
+
+/// Parses `/proc/<pid>/limits` (a fixed-width table whose first column holds spaces).
+pub fn parse_limits(s: &str) -> Vec<Limit> {
+    let value = |v: &str| v.parse::<u64>().ok();
+    s.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            // The name is every word before the first value ("Max open files 1024 4096 files").
+            let first_value = words
+                .iter()
+                .position(|w| *w == "unlimited" || w.parse::<u64>().is_ok())?;
+            let soft = words.get(first_value)?;
+            let hard = words.get(first_value + 1)?;
+            Some(Limit {
+                name: words[..first_value].join(" "),
+                soft: value(soft),
+                hard: value(hard),
+                units: words.get(first_value + 2).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC, no zone suffix).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/proc");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIX}/{name}")).unwrap()
+    }
+
+    #[test]
+    fn stat_with_hostile_comm() {
+        let s = parse_stat(&fixture("stat-hostile-comm")).unwrap();
+        assert_eq!(s.pid, 4242);
+        assert_eq!(s.comm, "a) R 1 (b");
+        assert_eq!(s.state, 'S');
+        assert_eq!(s.ppid, 17);
+        assert_eq!(s.pgrp, 4242);
+        assert_eq!((s.utime, s.stime), (150, 25));
+        assert_eq!(s.threads, 3);
+        assert_eq!(s.starttime, 987_654);
+        assert_eq!(s.rss_pages, 1234);
+    }
+
+    #[test]
+    fn stat_real_kernel_thread_and_garbage() {
+        let s = parse_stat(&fixture("stat-kthread")).unwrap();
+        assert_eq!(
+            (s.pid, s.comm.as_str(), s.state, s.ppid),
+            (2, "kthreadd", 'S', 0)
+        );
+        assert_eq!(parse_stat(""), None);
+        assert_eq!(parse_stat("12 (x"), None);
+        assert_eq!(parse_stat("12 )x( S"), None);
+        assert_eq!(parse_stat("12 (x) S 1"), None);
+    }
+
+    #[test]
+    fn status_fields() {
+        let m = parse_status(&fixture("status"));
+        assert_eq!(m["Name"], "nginx");
+        assert_eq!(parse_ids(&m["Uid"]), vec![101, 101, 101, 101]);
+        assert_eq!(m["NSpid"], "31337\t7");
+        assert_eq!(m["CapEff"], "00000000a80425fb");
+    }
+
+    #[test]
+    fn cgroup_lines_v1_v2_hybrid() {
+        let lines = parse_cgroup(&fixture("cgroup-hybrid"));
+        assert_eq!(lines.len(), 13);
+        assert_eq!(lines[0].hierarchy, 12);
+        assert_eq!(lines[0].controllers, "pids");
+        assert!(lines[0].path.starts_with("/machine.slice/libpod-"));
+        let v2 = lines.iter().find(|l| l.hierarchy == 0).unwrap();
+        assert_eq!(v2.controllers, "");
+        // A path may hold colons; only the first two separate fields.
+        let odd = parse_cgroup("1:name=systemd:/a:b:c\ngarbage\n");
+        assert_eq!(odd.len(), 1);
+        assert_eq!(odd[0].path, "/a:b:c");
+    }
+
+    #[test]
+    fn passwd_entries() {
+        let p = parse_passwd(&fixture("passwd"));
+        let names: Vec<_> = p.iter().map(|e| (e.name.as_str(), e.uid)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("root", 0),
+                ("daemon", 1),
+                ("nginx", 101),
+                ("nobody", 65534)
+            ]
+        );
+        assert_eq!(p[2].home, "/var/lib/nginx");
+    }
+
+    #[test]
+    fn limits_table() {
+        let l = parse_limits(&fixture("limits"));
+        let nofile = l.iter().find(|l| l.name == "Max open files").unwrap();
+        assert_eq!(
+            (nofile.soft, nofile.hard, nofile.units.as_str()),
+            (Some(1024), Some(524288), "files")
+        );
+        let cpu = l.iter().find(|l| l.name == "Max cpu time").unwrap();
+        assert_eq!((cpu.soft, cpu.hard), (None, None));
+        assert_eq!(l.len(), 16);
+    }
+
+    #[test]
+    fn ns_links_and_nul_lists() {
+        assert_eq!(parse_ns_link("mnt:[4026531840]"), Some(4026531840));
+        assert_eq!(parse_ns_link("mnt:[x]"), None);
+        assert_eq!(split_nul(b"a\0\0b\0"), vec!["a", "", "b"]);
+        assert_eq!(split_nul(b""), Vec::<String>::new());
+        assert_eq!(split_nul(b"no-nul"), vec!["no-nul"]);
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00");
+        assert_eq!(format_utc(1_581_451_430), "2020-02-11T20:03:50");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(format_utc(-1), "1969-12-31T23:59:59");
+    }
+}
