@@ -307,3 +307,107 @@ pub fn serve(a: Serve) -> CliResult {
     );
     Ok(0)
 }
+
+/// list a container's RPM packages (read natively, without rpm)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "rpms")]
+pub struct Rpms {
+    /// the container and optionally a package name; with --dbpath only the package name
+    #[argh(positional)]
+    pub args: Vec<String>,
+    /// read this database directory on this machine instead of a container's
+    #[argh(option)]
+    pub dbpath: Option<String>,
+    /// print the API's JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub fn rpms(a: Rpms) -> CliResult {
+    let (db, name) = match (&a.dbpath, a.args.as_slice()) {
+        (Some(dir), [] | [_]) => (
+            crate::packages::read_dbpath(std::path::Path::new(dir)),
+            a.args.first(),
+        ),
+        (None, [c] | [c, _]) => {
+            let (all, i) = find(c)?;
+            let root = crate::rootfs::Root::of_pid(all[i].pid)
+                .map_err(|e| format!("container {}: {e}", all[i].id))?;
+            (
+                crate::packages::read_container(&root, &all[i].id),
+                a.args.get(1),
+            )
+        }
+        _ => {
+            return Err(
+                "usage: sidecar rpms <container> [NAME] or sidecar rpms --dbpath DIR [NAME]".into(),
+            )
+        }
+    };
+    let db = db.map_err(|e| e.to_string())?;
+    match name {
+        None if a.json => {
+            let list: Vec<_> = db.packages.iter().map(crate::packages::summary).collect();
+            print_json(&list);
+        }
+        None => {
+            for p in &db.packages {
+                println!("{}", crate::packages::nevra(p));
+            }
+        }
+        Some(n) => {
+            let found = crate::packages::by_name(&db, n).map_err(|e| e.to_string())?;
+            let list: Vec<_> = found.into_iter().map(crate::packages::detail).collect();
+            if a.json {
+                print_json(&list);
+            } else {
+                for p in &list {
+                    print_package(p);
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `rpm -qi`-style text for one package.
+fn print_package(p: &serde_json::Value) {
+    let s = |k: &str| match &p[k] {
+        serde_json::Value::Null => "(none)".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    for (label, key) in [
+        ("Name", "name"),
+        ("Epoch", "epoch"),
+        ("Version", "version"),
+        ("Release", "release"),
+        ("Architecture", "arch"),
+        ("Install Date", "installdate"),
+        ("Size", "size"),
+        ("License", "license"),
+        ("Vendor", "vendor"),
+        ("Build Date", "buildtime"),
+        ("Source RPM", "sourcerpm"),
+        ("URL", "url"),
+        ("Summary", "summary"),
+    ] {
+        println!("{label:<13}: {}", s(key));
+    }
+    println!("Description  :\n{}", s("description"));
+    for key in ["requires", "provides", "conflicts", "obsoletes"] {
+        let list = p[key].as_array().cloned().unwrap_or_default();
+        if !list.is_empty() {
+            println!("{}:", key[..1].to_uppercase() + &key[1..]);
+            for d in list {
+                println!("  {}", d["text"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    let files = p["files"].as_array().cloned().unwrap_or_default();
+    println!("Files ({}):", files.len());
+    for f in files {
+        println!("  {}", f.as_str().unwrap_or(""));
+    }
+    println!();
+}

@@ -19,18 +19,23 @@ enum Command {
     Ps(cli::Ps),
     Kill(cli::Kill),
     Version(cli::Version),
+    Rpms(cli::Rpms),
 }
 
 fn main() {
     // Before any thread exists: signals are read synchronously (see init.rs).
     sidecar::init::block_signals();
     let args: Args = argh::from_env();
+    if !matches!(args.command, Command::Serve(_)) {
+        sidecar::sys::default_sigpipe();
+    }
     let result = match args.command {
         Command::Serve(a) => cli::serve(a),
         Command::List(a) => cli::list(a),
         Command::Ps(a) => cli::ps(a),
         Command::Kill(a) => cli::kill(a),
         Command::Version(a) => cli::version(a),
+        Command::Rpms(a) => cli::rpms(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

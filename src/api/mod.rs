@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::auth::{Auth, Verdict};
 use crate::containers::{self, Container, LookupError};
-use crate::processes;
+use crate::rootfs::Root;
+use crate::{packages, processes};
 use http::{Request, Response};
 
 /// A failed request: status, stable code, message for people.
@@ -41,6 +42,19 @@ impl From<LookupError> for ApiError {
     }
 }
 
+impl From<packages::Error> for ApiError {
+    fn from(e: packages::Error) -> ApiError {
+        let (status, code) = match &e {
+            packages::Error::NoDatabase { .. } => (404, "no_rpm_database"),
+            packages::Error::NotInstalled { .. } => (404, "package_not_found"),
+            packages::Error::Busy(_) => (503, "database_busy"),
+            packages::Error::Db { .. } => (422, "database_unreadable"),
+            packages::Error::Io(_) => (500, "io_error"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<processes::Error> for ApiError {
     fn from(e: processes::Error) -> ApiError {
         let (status, code) = match &e {
@@ -60,9 +74,6 @@ pub struct App {
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// The resources a container supports (what `GET /<c>` lists).
-pub const RESOURCES: [&str; 1] = ["process"];
 
 impl App {
     /// Answers one request (the `http::Handler`).
@@ -136,7 +147,11 @@ impl App {
                 let all = discover()?;
                 let c = containers::lookup(&all, c)?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["resources"] = json!(RESOURCES);
+                let mut resources = vec!["process"];
+                if root(c).is_ok_and(|r| packages::has_database(&r)) {
+                    resources.push("rpms");
+                }
+                v["resources"] = json!(resources);
                 Ok(Response::json(200, &v))
             }
             [c, "process" | "processes"] => {
@@ -167,6 +182,29 @@ impl App {
                     _ => Err(method_not_allowed("GET, DELETE")),
                 }
             }
+            [c, "rpms"] => {
+                only(method, "GET")?;
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let db = packages::read_container(&root(c)?, &c.id)?;
+                let list: Vec<Value> = db
+                    .packages
+                    .iter()
+                    .map(|p| Value::Object(packages::summary(p)))
+                    .collect();
+                Ok(Response::json(200, &Value::Array(list)))
+            }
+            [c, "rpms", name] => {
+                only(method, "GET")?;
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let db = packages::read_container(&root(c)?, &c.id)?;
+                let list: Vec<Value> = packages::by_name(&db, name)?
+                    .into_iter()
+                    .map(packages::detail)
+                    .collect();
+                Ok(Response::json(200, &Value::Array(list)))
+            }
             _ => Err(ApiError::new(
                 404,
                 "not_found",
@@ -190,6 +228,19 @@ impl App {
 fn discover() -> Result<Vec<Container>> {
     containers::discover()
         .map_err(|e| ApiError::new(500, "io_error", format!("cannot list /proc: {e}")))
+}
+
+/// The container's root, or why it cannot be opened.
+fn root(c: &Container) -> Result<Root> {
+    Root::of_pid(c.pid).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => ApiError::new(404, "container_not_found", format!("container {} has exited", c.id)),
+        Some(libc::EACCES) | Some(libc::EPERM) => ApiError::new(
+            403,
+            "permission_denied",
+            format!("cannot open the root of container {} ({e}): the sidecar needs CAP_SYS_PTRACE and root over the container", c.id),
+        ),
+        _ => ApiError::new(500, "io_error", format!("/proc/{}/root: {e}", c.pid)),
+    })
 }
 
 fn parse_pid(s: &str, c: &Container) -> Result<u32> {

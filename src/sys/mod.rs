@@ -213,3 +213,12 @@ pub fn fs_magic(fd: impl AsFd) -> io::Result<i64> {
 /// `PROC_SUPER_MAGIC` and `SYSFS_MAGIC` from `linux/magic.h`.
 pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 pub const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Restores the default SIGPIPE action (std ignores it), so that a command-line listing piped
+/// into `head` ends quietly like any Unix tool instead of failing on EPIPE. Not for `serve`.
+pub fn default_sigpipe() {
+    // SAFETY: signal() with SIG_DFL installs no handler code; called before threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -14,7 +14,11 @@ pub const SIDECAR: &str = env!("CARGO_BIN_EXE_sidecar");
 /// under `CI=true` that is a failure instead.
 pub fn privileged(tools: &[&str]) -> bool {
     let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    let mut missing: Vec<String> = tools.iter().filter(|t| !have(t)).map(|t| t.to_string()).collect();
+    let mut missing: Vec<String> = tools
+        .iter()
+        .filter(|t| !have(t))
+        .map(|t| t.to_string())
+        .collect();
     if !rustix::process::geteuid().is_root() {
         missing.push("root".into());
     }
@@ -33,13 +37,20 @@ pub fn have(tool: &str) -> bool {
     if tool.starts_with('/') {
         return Path::new(tool).exists();
     }
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A fresh 64-hex ID, unique per call (tests share the machine with other runs).
 pub fn random_id() -> String {
     let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -123,13 +134,28 @@ impl FakeContainer {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
         for (name, minor) in [("null", "3"), ("zero", "5")] {
-            let ok = Command::new("mknod").arg("-m666").arg(r.join("dev").join(name)).args(["c", "1", minor]).status();
+            let ok = Command::new("mknod")
+                .arg("-m666")
+                .arg(r.join("dev").join(name))
+                .args(["c", "1", minor])
+                .status();
             assert!(ok.is_ok_and(|s| s.success()), "mknod /dev/{name}");
         }
-        std::fs::set_permissions(r.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        std::fs::set_permissions(
+            r.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .unwrap();
         std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
-        let applets = Command::new("/bin/busybox").arg("--list").output().unwrap().stdout;
-        for applet in String::from_utf8_lossy(&applets).lines().filter(|a| *a != "busybox") {
+        let applets = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap()
+            .stdout;
+        for applet in String::from_utf8_lossy(&applets)
+            .lines()
+            .filter(|a| *a != "busybox")
+        {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
         }
         std::fs::write(r.join("etc/hostname"), format!("{}\n", spec.hostname)).unwrap();
@@ -138,36 +164,68 @@ impl FakeContainer {
             format!("root:x:0:0:root:/root:/bin/sh\n{CONTAINER_USER}:x:1000:1000::/tmp:/bin/sh\n"),
         )
         .unwrap();
-        std::fs::write(r.join("etc/group"), format!("root:x:0:\n{CONTAINER_USER}:x:1000:\nwheel:x:10:{CONTAINER_USER}\n")).unwrap();
+        std::fs::write(
+            r.join("etc/group"),
+            format!("root:x:0:\n{CONTAINER_USER}:x:1000:\nwheel:x:10:{CONTAINER_USER}\n"),
+        )
+        .unwrap();
         let mut cgroups = Vec::new();
         // The container's PID 1 waits until the test has put it in its cgroup (as a runtime
         // does before it starts the program); `unshare` itself stays outside, like conmon.
         let mut wait = String::new();
         if !spec.prefix.is_empty() {
             for h in HIERARCHIES {
-                let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/{}/{}{}", spec.parent, spec.prefix, spec.id));
+                let dir = PathBuf::from(format!(
+                    "/sys/fs/cgroup/{h}/{}/{}{}",
+                    spec.parent, spec.prefix, spec.id
+                ));
                 std::fs::create_dir_all(&dir).unwrap();
                 cgroups.push(dir);
             }
-            wait = format!("until grep -q {}{} /proc/self/cgroup; do sleep 0.02; done; ", spec.prefix, spec.id);
+            wait = format!(
+                "until grep -q {}{} /proc/self/cgroup; do sleep 0.02; done; ",
+                spec.prefix, spec.id
+            );
         }
-        let inner = format!("export PATH=/bin; hostname {}; {wait}{}", spec.hostname, spec.script);
+        let inner = format!(
+            "export PATH=/bin; hostname {}; {wait}{}",
+            spec.hostname, spec.script
+        );
         let child = Command::new("unshare")
-            .args(["--mount", "--pid", "--uts", "--ipc", "--net", "--fork", "--kill-child", "--root"])
+            .args([
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--net",
+                "--fork",
+                "--kill-child",
+                "--root",
+            ])
             .arg(r)
             .args(["--mount-proc", "/bin/busybox", "sh", "-c"])
             .arg(inner)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let mut c = FakeContainer { id: spec.id, hostname: spec.hostname, root, child, init: 0, cgroups };
+        let mut c = FakeContainer {
+            id: spec.id,
+            hostname: spec.hostname,
+            root,
+            child,
+            init: 0,
+            cgroups,
+        };
         let t = Instant::now();
         let init = loop {
             let kids = children(c.child.id());
             if let Some(&k) = kids.first() {
                 break k;
             }
-            assert!(t.elapsed() < Duration::from_secs(10), "the container did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the container did not start"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         for cg in &c.cgroups {
@@ -211,10 +269,12 @@ impl FakeContainer {
         for pid in self.pids() {
             let status = sidecar::procfs::read(pid, "status").unwrap_or_default();
             let m = sidecar::procfs::parse_status(&status);
-            if m.get("NSpid").and_then(|v| v.split_whitespace().last()) == Some(&ns_pid.to_string()) {
-                if m.get("NSpid").is_some_and(|v| v.split_whitespace().count() > 1) {
-                    return pid;
-                }
+            let nspid: Vec<&str> = m
+                .get("NSpid")
+                .map(|v| v.split_whitespace().collect())
+                .unwrap_or_default();
+            if nspid.len() > 1 && nspid.last() == Some(&ns_pid.to_string().as_str()) {
+                return pid;
             }
         }
         panic!("no PID {ns_pid} in container {}", self.id)
@@ -235,7 +295,11 @@ impl FakeContainer {
                 break;
             }
             for p in pids {
-                let _ = Command::new("kill").arg("-9").arg(p.to_string()).stderr(Stdio::null()).status();
+                let _ = Command::new("kill")
+                    .arg("-9")
+                    .arg(p.to_string())
+                    .stderr(Stdio::null())
+                    .status();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -290,7 +354,8 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let first = lines.next().expect("the server printed nothing").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|_| panic!("not JSON: {first}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&first).unwrap_or_else(|_| panic!("not JSON: {first}"));
         let url = format!("http://{}", v["address"].as_str().unwrap());
         let log = std::sync::Arc::new(std::sync::Mutex::new(vec![first]));
         let l2 = log.clone();
@@ -308,7 +373,12 @@ impl Server {
 
     /// `curl --digest` with the right password: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        curl(&["--digest", "--user", &format!("{USER}:{PASSWORD}"), &format!("{}{}", self.url, path)])
+        curl(&[
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("{}{}", self.url, path),
+        ])
     }
 
     pub fn json(&self, path: &str) -> serde_json::Value {
@@ -318,8 +388,18 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
-        let (status, body) = curl(&["--digest", "--user", &format!("{USER}:{PASSWORD}"), "-X", method, &format!("{}{}", self.url, path)]);
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)))
+        let (status, body) = curl(&[
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            "-X",
+            method,
+            &format!("{}{}", self.url, path),
+        ]);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
     }
 
     pub fn alive(&self) -> bool {

@@ -1,0 +1,14 @@
+//! Fuzzes the bdb reader and the header parser behind it: any file image must give packages
+//! or an error, never a panic, hang or runaway allocation.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sidecar::rpmdb::{header, bdb, SliceSource};
+
+fuzz_target!(|data: &[u8]| {
+    let src = SliceSource::new("db", data);
+    let _ = bdb::for_each_blob(&src, &mut |instance, blob| {
+        let _ = header::parse(blob, instance);
+        Ok(())
+    });
+});

@@ -1,0 +1,8 @@
+//! Fuzzes the header blob parser: any bytes must give a package or an error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = sidecar::rpmdb::header::parse(data, 1);
+});

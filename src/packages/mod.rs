@@ -1,0 +1,207 @@
+//! A container's packages, read natively: find its RPM database inside its root, read it with
+//! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`). Transactions (install,
+//! erase) come with the package-transaction issue and will live here too.
+//!
+//! Invariant: the database is located and opened only through the container's root
+//! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
+//! the container and nothing outside it is ever read; and nothing here writes beside it.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::procfs::format_utc;
+use crate::rootfs::Root;
+use crate::rpmdb::{self, DbError, Dependency, Format, Package};
+
+/// Where rpm keeps its database, newest layout first.
+pub const DB_DIRS: [&str; 3] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm", "/usr/share/rpm"];
+
+/// How often a read is retried when the database changes under it.
+const RETRIES: u32 = 5;
+
+#[derive(Debug)]
+pub enum Error {
+    /// No database in any of `DB_DIRS`.
+    NoDatabase {
+        container: String,
+    },
+    /// The database kept changing while we read it.
+    Busy(DbError),
+    /// Unreadable or corrupt.
+    Db {
+        dir: String,
+        source: DbError,
+    },
+    NotInstalled {
+        name: String,
+    },
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoDatabase { container } => write!(
+                f,
+                "container {container} has no RPM database (looked in {})",
+                DB_DIRS.join(", ")
+            ),
+            Error::Busy(e) => write!(
+                f,
+                "the RPM database is being written ({e}); retry in a moment"
+            ),
+            Error::Db { dir, source } => {
+                write!(f, "cannot read the RPM database in {dir}: {source}")
+            }
+            Error::NotInstalled { name } => write!(f, "package {name} is not installed"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A database that was read: where, in which format, what it holds (sorted by name).
+pub struct Database {
+    pub dir: String,
+    pub format: Format,
+    pub packages: Vec<Package>,
+}
+
+fn with_retries(
+    dir: &str,
+    read: impl Fn() -> Result<(Format, Vec<Package>), DbError>,
+) -> Result<Option<Database>, Error> {
+    let mut last = None;
+    for attempt in 0..RETRIES {
+        match read() {
+            Ok((format, mut packages)) => {
+                packages.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+                return Ok(Some(Database {
+                    dir: dir.to_string(),
+                    format,
+                    packages,
+                }));
+            }
+            Err(DbError::NoDatabase) => return Ok(None),
+            Err(e) if e.is_retryable() => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(50 << attempt));
+            }
+            Err(e) => {
+                return Err(Error::Db {
+                    dir: dir.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
+    Err(Error::Busy(last.expect("a retryable error was seen")))
+}
+
+/// Reads the container's database, the first of `DB_DIRS` that holds one.
+pub fn read_container(root: &Root, container: &str) -> Result<Database, Error> {
+    for dir in DB_DIRS {
+        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
+        if let Some(db) = with_retries(dir, || rpmdb::read_dir(&opener))? {
+            return Ok(db);
+        }
+    }
+    Err(Error::NoDatabase {
+        container: container.to_string(),
+    })
+}
+
+/// Whether the container has a database (for `GET /<c>`'s resources), without reading it.
+pub fn has_database(root: &Root) -> bool {
+    DB_DIRS.iter().any(|dir| {
+        ["rpmdb.sqlite", "Packages.db", "Packages"]
+            .iter()
+            .any(|f| root.open(&format!("{dir}/{f}")).is_ok())
+    })
+}
+
+/// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`).
+pub fn read_dbpath(dir: &Path) -> Result<Database, Error> {
+    let shown = dir.display().to_string();
+    with_retries(&shown, || rpmdb::read_path(dir))?.ok_or(Error::NoDatabase {
+        container: shown.clone(),
+    })
+}
+
+fn time(t: Option<u32>) -> Value {
+    t.map_or(Value::Null, |t| Value::from(format_utc(i64::from(t))))
+}
+
+/// A package as the listing shows it: `epoch` only when set, times as the prototype wrote
+/// them (`YYYY-MM-DDTHH:MM:SS`, UTC), `gpg_pubkey` only on those pseudo-packages.
+pub fn summary(p: &Package) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(p.name));
+    if let Some(e) = p.epoch {
+        m.insert("epoch".into(), json!(e));
+    }
+    m.insert("version".into(), json!(p.version));
+    m.insert("release".into(), json!(p.release));
+    m.insert("arch".into(), json!(p.arch));
+    m.insert("installdate".into(), time(p.installtime));
+    m.insert("size".into(), json!(p.size));
+    m.insert("summary".into(), json!(p.summary));
+    if p.gpg_pubkey {
+        m.insert("gpg_pubkey".into(), json!(true));
+    }
+    m
+}
+
+fn deps(list: &[Dependency]) -> Value {
+    list.iter()
+        .map(
+            |d| json!({"name": d.name, "flags": d.flags, "version": d.version, "text": d.render()}),
+        )
+        .collect()
+}
+
+/// One package in depth (`GET /<c>/rpms/<name>`).
+pub fn detail(p: &Package) -> Value {
+    let mut m = summary(p);
+    for (k, v) in [
+        ("description", json!(p.description)),
+        ("license", json!(p.license)),
+        ("vendor", json!(p.vendor)),
+        ("url", json!(p.url)),
+        ("packager", json!(p.packager)),
+        ("buildtime", time(p.buildtime)),
+        ("sourcerpm", json!(p.sourcerpm)),
+        ("requires", deps(&p.requires)),
+        ("provides", deps(&p.provides)),
+        ("conflicts", deps(&p.conflicts)),
+        ("obsoletes", deps(&p.obsoletes)),
+        ("files", json!(p.files)),
+        ("instance", json!(p.instance)),
+    ] {
+        m.insert(k.into(), v);
+    }
+    Value::Object(m)
+}
+
+/// `name-[epoch:]version-release.arch`, as `rpm -qa` prints it.
+pub fn nevra(p: &Package) -> String {
+    let epoch = p.epoch.map(|e| format!("{e}:")).unwrap_or_default();
+    match &p.arch {
+        Some(a) => format!("{}-{epoch}{}-{}.{a}", p.name, p.version, p.release),
+        None => format!("{}-{epoch}{}-{}", p.name, p.version, p.release),
+    }
+}
+
+/// The installed packages called `name` (several for multilib or kernels).
+pub fn by_name<'a>(db: &'a Database, name: &str) -> Result<Vec<&'a Package>, Error> {
+    let found: Vec<&Package> = db.packages.iter().filter(|p| p.name == name).collect();
+    if found.is_empty() {
+        return Err(Error::NotInstalled {
+            name: name.to_string(),
+        });
+    }
+    Ok(found)
+}

@@ -1,0 +1,565 @@
+//! Read-only access to a target's RPM database, in pure std Rust: find the database file in a
+//! db directory, recognise its format by content (SQLite, rpm's native ndb, BerkeleyDB hash),
+//! pull every header blob out of it and parse the blobs into [`Package`]s.
+//!
+//! Invariants not to break: nothing here writes, locks or creates a file (no `-shm`, no
+//! journal, no `mmap`: only `pread` into owned buffers, so a file truncated under us gives an
+//! error, not SIGBUS); no input, however corrupt, may panic, hang or make us allocate more
+//! than the file sizes and rpm's own header limits justify; and a database that changes while
+//! we read it yields [`DbError::Changed`] (retry), never a mix of two states.
+
+pub mod bdb;
+pub mod header;
+pub mod ndb;
+pub mod sqlite;
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// `RPMSENSE_LESS`: the dependency's version comparison includes "less than".
+pub const RPMSENSE_LESS: u32 = 0x02;
+/// `RPMSENSE_GREATER`.
+pub const RPMSENSE_GREATER: u32 = 0x04;
+/// `RPMSENSE_EQUAL`.
+pub const RPMSENSE_EQUAL: u32 = 0x08;
+
+/// One entry of a package's requires/provides/conflicts/obsoletes list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: String,
+    /// `RPMSENSE_*` bits as stored in the header.
+    pub flags: u32,
+    /// Empty when the dependency has no version.
+    pub version: String,
+}
+
+impl Dependency {
+    /// The comparison operator rpm prints for these flags (`""` when there is none).
+    pub fn operator(&self) -> &'static str {
+        match self.flags & (RPMSENSE_LESS | RPMSENSE_GREATER | RPMSENSE_EQUAL) {
+            RPMSENSE_LESS => "<",
+            RPMSENSE_GREATER => ">",
+            RPMSENSE_EQUAL => "=",
+            x if x == RPMSENSE_LESS | RPMSENSE_EQUAL => "<=",
+            x if x == RPMSENSE_GREATER | RPMSENSE_EQUAL => ">=",
+            _ => "",
+        }
+    }
+
+    /// Renders the dependency the way `rpm -q --requires` does: `name`, or `name >= 1.0`.
+    pub fn render(&self) -> String {
+        let op = self.operator();
+        if op.is_empty() || self.version.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} {} {}", self.name, op, self.version)
+        }
+    }
+}
+
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// One installed package, as much of its header as the sidecar needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Package {
+    pub name: String,
+    pub epoch: Option<u32>,
+    pub version: String,
+    pub release: String,
+    pub arch: Option<String>,
+    pub installtime: Option<u32>,
+    /// `LONGSIZE` when present, else `SIZE`.
+    pub size: Option<u64>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub license: Option<String>,
+    pub vendor: Option<String>,
+    pub buildtime: Option<u32>,
+    pub sourcerpm: Option<String>,
+    pub url: Option<String>,
+    pub packager: Option<String>,
+    pub requires: Vec<Dependency>,
+    pub provides: Vec<Dependency>,
+    pub conflicts: Vec<Dependency>,
+    pub obsoletes: Vec<Dependency>,
+    /// Full paths, from DIRNAMES/BASENAMES/DIRINDEXES (or OLDFILENAMES).
+    pub files: Vec<String>,
+    /// The database record number (BDB key, ndb pkgidx, SQLite `hnum`).
+    pub instance: u32,
+    /// `name == "gpg-pubkey"`: an imported signing key, not a real package.
+    pub gpg_pubkey: bool,
+}
+
+/// The on-disk format a database was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Sqlite,
+    Ndb,
+    BerkeleyDb,
+}
+
+/// What went wrong reading a database. `file` is the database file's name inside the db
+/// directory; offsets are byte offsets in that file unless the variant says page.
+#[derive(Debug)]
+pub enum DbError {
+    /// None of `rpmdb.sqlite`, `Packages.db`, `Packages` exists in the directory.
+    NoDatabase,
+    /// Opening or reading a file failed for a reason other than "it changed".
+    Io {
+        file: &'static str,
+        source: io::Error,
+    },
+    /// The file is no database format we read (BDB btree, unknown magic, encrypted, ...).
+    UnsupportedFormat { file: &'static str, what: String },
+    /// The file violates its format at `offset`.
+    Corrupt {
+        file: &'static str,
+        offset: u64,
+        what: String,
+    },
+    /// A page-structured file violates its format on page `page`.
+    CorruptPage {
+        file: &'static str,
+        page: u64,
+        what: String,
+    },
+    /// The header blob of record `instance` is malformed.
+    BadHeader {
+        file: &'static str,
+        instance: u32,
+        what: String,
+    },
+    /// The database changed while we read it (a transaction ran): read again.
+    Changed {
+        file: &'static str,
+        what: &'static str,
+    },
+}
+
+impl DbError {
+    /// True when reading again may well succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DbError::Changed { .. })
+    }
+
+    pub(crate) fn corrupt(file: &'static str, offset: u64, what: impl Into<String>) -> Self {
+        DbError::Corrupt {
+            file,
+            offset,
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn page(file: &'static str, page: u64, what: impl Into<String>) -> Self {
+        DbError::CorruptPage {
+            file,
+            page,
+            what: what.into(),
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::NoDatabase => {
+                f.write_str("no rpm database (rpmdb.sqlite, Packages.db or Packages) found")
+            }
+            DbError::Io { file, source } => write!(f, "{file}: {source}"),
+            DbError::UnsupportedFormat { file, what } => {
+                write!(f, "{file}: unsupported database format: {what}")
+            }
+            DbError::Corrupt { file, offset, what } => {
+                write!(f, "{file}: corrupt at offset {offset}: {what}")
+            }
+            DbError::CorruptPage { file, page, what } => {
+                write!(f, "{file}: corrupt page {page}: {what}")
+            }
+            DbError::BadHeader {
+                file,
+                instance,
+                what,
+            } => write!(f, "{file}: bad header in record {instance}: {what}"),
+            DbError::Changed { file, what } => {
+                write!(f, "{file}: database changed while reading ({what}); retry")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Random access to the bytes of one database file: a byte slice (tests, fuzzing) or an open
+/// file read with `pread`. `size` is fixed when the source is made, so every bounds check is
+/// against one snapshot; a file that shrinks later shows up as [`DbError::Changed`].
+pub trait Source {
+    /// The file name used in errors.
+    fn name(&self) -> &'static str;
+    fn size(&self) -> u64;
+    /// Fills `buf` from `offset`. Callers check bounds against `size()` first.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError>;
+
+    /// Reads `len` bytes at `offset`, checking bounds against `size()` before allocating.
+    fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, DbError> {
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|end| end > self.size()) {
+            return Err(DbError::corrupt(
+                self.name(),
+                offset,
+                format!(
+                    "read of {len} bytes past end of file ({} bytes)",
+                    self.size()
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; len];
+        self.read_at(offset, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// A database image held in memory.
+pub struct SliceSource<'a> {
+    name: &'static str,
+    data: &'a [u8],
+}
+
+impl<'a> SliceSource<'a> {
+    pub fn new(name: &'static str, data: &'a [u8]) -> Self {
+        SliceSource { name, data }
+    }
+}
+
+impl Source for SliceSource<'_> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
+        let start = usize::try_from(offset).ok();
+        let bytes = start.and_then(|s| self.data.get(s..s.checked_add(buf.len())?));
+        match bytes {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => Err(DbError::corrupt(self.name, offset, "read past end of data")),
+        }
+    }
+}
+
+/// An open database file, read with `pread` only.
+pub struct FileSource {
+    name: &'static str,
+    file: File,
+    size: u64,
+}
+
+impl FileSource {
+    pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
+        let size = file
+            .metadata()
+            .map_err(|source| DbError::Io { file: name, source })?
+            .len();
+        Ok(FileSource { name, file, size })
+    }
+
+    /// Like `new`, with the size already known (from a stamp taken just before).
+    fn with_size(name: &'static str, file: File, size: u64) -> Self {
+        FileSource { name, file, size }
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
+        match self.file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(()),
+            // In bounds of the size we saw at open, yet short: the file shrank under us.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(DbError::Changed {
+                file: self.name,
+                what: "file shrank",
+            }),
+            Err(source) => Err(DbError::Io {
+                file: self.name,
+                source,
+            }),
+        }
+    }
+}
+
+/// Magic at the start of every SQLite 3 database.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Recognises a database by its first bytes (at least the first 16; 20 for BDB).
+pub fn detect(head: &[u8], file: &'static str) -> Result<Format, DbError> {
+    if head.starts_with(SQLITE_MAGIC) {
+        return Ok(Format::Sqlite);
+    }
+    if head.len() >= 4 && head[..4] == ndb::MAGIC.to_le_bytes() {
+        return Ok(Format::Ndb);
+    }
+    if let Some(m) = head.get(12..16) {
+        let le = u32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+        let be = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+        if le == bdb::HASH_MAGIC || be == bdb::HASH_MAGIC {
+            return Ok(Format::BerkeleyDb);
+        }
+        if le == bdb::BTREE_MAGIC || be == bdb::BTREE_MAGIC {
+            return Err(DbError::UnsupportedFormat {
+                file,
+                what: "BerkeleyDB btree (rpm only writes hash databases)".into(),
+            });
+        }
+    }
+    Err(DbError::UnsupportedFormat {
+        file,
+        what: "unknown magic".into(),
+    })
+}
+
+/// Everything we compare before and after a read to notice a concurrent writer: size,
+/// mtime and the first bytes (SQLite change counter, ndb generation, BDB meta LSN, WAL salts).
+#[derive(PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ino: u64,
+    head: Vec<u8>,
+}
+
+fn stamp(file: &File) -> io::Result<Stamp> {
+    let md = file.metadata()?;
+    let mut head = vec![0u8; md.len().min(512) as usize];
+    let n = file.read_at(&mut head, 0)?;
+    head.truncate(n);
+    Ok(Stamp {
+        size: md.len(),
+        mtime: (md.mtime(), md.mtime_nsec()),
+        ino: md.ino(),
+        head,
+    })
+}
+
+/// Receives each `(instance, header blob)` a format reader finds; an error stops the read.
+pub type BlobSink<'a> = &'a mut dyn FnMut(u32, &[u8]) -> Result<(), DbError>;
+
+/// Reads every package from one opened database source (plus the SQLite WAL, if any).
+pub fn read_source(
+    db: &dyn Source,
+    wal: Option<&dyn Source>,
+) -> Result<(Format, Vec<Package>), DbError> {
+    let mut head = vec![0u8; db.size().min(512) as usize];
+    db.read_at(0, &mut head)?;
+    // SQLite treats an empty file as an empty database, and a WAL-mode database can be
+    // empty on disk with every page still in the WAL.
+    let format = if head.is_empty() && (wal.is_some() || db.name() == "rpmdb.sqlite") {
+        Format::Sqlite
+    } else {
+        detect(&head, db.name())?
+    };
+    let file = db.name();
+    let mut pkgs = Vec::new();
+    let mut sink = |instance: u32, blob: &[u8]| {
+        let pkg = header::parse(blob, instance).map_err(|e| DbError::BadHeader {
+            file,
+            instance,
+            what: e.to_string(),
+        })?;
+        pkgs.push(pkg);
+        Ok(())
+    };
+    match format {
+        Format::Sqlite => sqlite::for_each_blob(db, wal, &mut sink)?,
+        Format::Ndb => ndb::for_each_blob(db, &mut sink)?,
+        Format::BerkeleyDb => bdb::for_each_blob(db, &mut sink)?,
+    }
+    pkgs.sort_by_key(|p| p.instance);
+    Ok((format, pkgs))
+}
+
+/// The file names we look for, in rpm's order of preference, with their WAL companions.
+const CANDIDATES: [(&str, Option<&str>); 3] = [
+    ("rpmdb.sqlite", Some("rpmdb.sqlite-wal")),
+    ("Packages.db", None),
+    ("Packages", None),
+];
+
+fn open_optional(
+    opener: &dyn Fn(&str) -> io::Result<File>,
+    name: &'static str,
+) -> Result<Option<File>, DbError> {
+    match opener(name) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DbError::Io { file: name, source }),
+    }
+}
+
+fn stamp_of(name: &'static str, f: &File) -> Result<Stamp, DbError> {
+    stamp(f).map_err(|source| DbError::Io { file: name, source })
+}
+
+/// First bytes of a live SQLite rollback journal (DELETE, TRUNCATE and PERSIST modes all
+/// remove or zero them when a transaction ends).
+const JOURNAL_MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/// A rollback-journal database (hummingbird-style `journal_mode=DELETE`) is written in place;
+/// while a journal with a valid header exists, the main file may hold half a transaction.
+/// SQLite would roll it back, which needs a write: we ask for a retry instead.
+fn check_hot_journal(opener: &dyn Fn(&str) -> io::Result<File>) -> Result<(), DbError> {
+    const NAME: &str = "rpmdb.sqlite-journal";
+    let Some(j) = open_optional(opener, NAME)? else {
+        return Ok(());
+    };
+    let mut magic = [0u8; 8];
+    match j.read_exact_at(&mut magic, 0) {
+        Ok(()) if magic == JOURNAL_MAGIC => Err(DbError::Changed {
+            file: NAME,
+            what: "a transaction is in progress (hot rollback journal)",
+        }),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(()),
+        Err(source) => Err(DbError::Io { file: NAME, source }),
+    }
+}
+
+/// Reads the database of a db directory. `opener` opens a file by name inside that directory
+/// (read-only; the caller decides how paths are resolved inside a target); `NotFound` from it
+/// means "try the next name".
+pub fn read_dir(
+    opener: &dyn Fn(&str) -> io::Result<File>,
+) -> Result<(Format, Vec<Package>), DbError> {
+    for (name, wal_name) in CANDIDATES {
+        let Some(file) = open_optional(opener, name)? else {
+            continue;
+        };
+        let wal = match wal_name {
+            Some(w) => open_optional(opener, w)?.map(|f| (w, f)),
+            None => None,
+        };
+        if name == "rpmdb.sqlite" {
+            check_hot_journal(opener)?;
+        }
+        // Stamp first and size the sources from the stamps, so the bounds we check against
+        // belong to the state we compare with afterwards.
+        let before = stamp_of(name, &file)?;
+        let wal_before = match &wal {
+            Some((w, f)) => Some(stamp_of(w, f)?),
+            None => None,
+        };
+        let db_src = FileSource::with_size(name, file, before.size);
+        let wal_src = match (wal, &wal_before) {
+            (Some((w, f)), Some(st)) => Some(FileSource::with_size(w, f, st.size)),
+            _ => None,
+        };
+        let result = read_source(&db_src, wal_src.as_ref().map(|w| w as &dyn Source));
+        // Whatever the result, a file that moved under us makes it untrustworthy: a
+        // "corrupt" page may just be one a writer was halfway through.
+        if stamp_of(name, &db_src.file)? != before {
+            return Err(DbError::Changed {
+                file: name,
+                what: "size, mtime or header changed during the read",
+            });
+        }
+        if let (Some(w), Some(wb)) = (&wal_src, wal_before) {
+            if stamp_of(w.name, &w.file)? != wb {
+                return Err(DbError::Changed {
+                    file: w.name,
+                    what: "WAL changed during the read",
+                });
+            }
+        }
+        return result;
+    }
+    Err(DbError::NoDatabase)
+}
+
+/// Reads the database in directory `dir` (for `--dbpath`).
+pub fn read_path(dir: &Path) -> Result<(Format, Vec<Package>), DbError> {
+    read_dir(&|name| File::open(dir.join(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_by_content() {
+        let mut bdb = vec![0u8; 32];
+        bdb[12..16].copy_from_slice(&bdb::HASH_MAGIC.to_be_bytes());
+        assert_eq!(detect(&bdb, "x").unwrap(), Format::BerkeleyDb);
+        bdb[12..16].copy_from_slice(&bdb::HASH_MAGIC.to_le_bytes());
+        assert_eq!(detect(&bdb, "x").unwrap(), Format::BerkeleyDb);
+        bdb[12..16].copy_from_slice(&bdb::BTREE_MAGIC.to_le_bytes());
+        assert!(matches!(
+            detect(&bdb, "x"),
+            Err(DbError::UnsupportedFormat { .. })
+        ));
+        assert_eq!(
+            detect(b"SQLite format 3\0....", "x").unwrap(),
+            Format::Sqlite
+        );
+        assert_eq!(detect(b"RpmP\0\0\0\0", "x").unwrap(), Format::Ndb);
+        assert!(detect(b"", "x").is_err());
+    }
+
+    #[test]
+    fn missing_files_mean_next_name_then_no_database() {
+        let tried = std::cell::RefCell::new(Vec::new());
+        let r = read_dir(&|name| {
+            tried.borrow_mut().push(name.to_string());
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        });
+        assert!(matches!(r, Err(DbError::NoDatabase)));
+        assert_eq!(*tried.borrow(), ["rpmdb.sqlite", "Packages.db", "Packages"]);
+        // A hot journal next to rpmdb.sqlite asks for a retry.
+        let dir = std::env::temp_dir().join(format!("rpmdb-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rpmdb.sqlite"), b"SQLite format 3\0").unwrap();
+        std::fs::write(dir.join("rpmdb.sqlite-journal"), JOURNAL_MAGIC).unwrap();
+        let r = read_path(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(r.is_err_and(|e| e.is_retryable()));
+        let r = read_dir(&|_| Err(io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(matches!(r, Err(DbError::Io { .. })));
+    }
+
+    #[test]
+    fn dependency_rendering() {
+        let d = |flags, version: &str| Dependency {
+            name: "foo".into(),
+            flags,
+            version: version.into(),
+        };
+        assert_eq!(d(0, "").render(), "foo");
+        assert_eq!(
+            d(RPMSENSE_GREATER | RPMSENSE_EQUAL, "1.0").to_string(),
+            "foo >= 1.0"
+        );
+        assert_eq!(d(RPMSENSE_LESS, "2").render(), "foo < 2");
+        assert_eq!(d(RPMSENSE_EQUAL | 0x4000, "1:2-3").render(), "foo = 1:2-3");
+    }
+}

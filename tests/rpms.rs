@@ -1,0 +1,172 @@
+//! Package listings of a real container over HTTP: a container made by `unshare` whose root
+//! holds a real database at the SUSE layout (`/var/lib/rpm` an absolute symlink to
+//! `/usr/lib/sysimage/rpm`), compared with the real rpm's output in the fixture's expected.tsv.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rpmdb");
+
+fn tsv_line(p: &Value) -> String {
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| "(none)".into())
+    };
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        s(&p["name"]),
+        p["epoch"].as_u64().unwrap_or(0),
+        s(&p["version"]),
+        s(&p["release"]),
+        s(&p["arch"]),
+        s(&p["installdate"]),
+        p["size"]
+            .as_u64()
+            .map(|t| t.to_string())
+            .unwrap_or("(none)".into()),
+    )
+}
+
+fn expected(fixture: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("{FIXTURES}/{fixture}/expected.tsv"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The expected.tsv line with INSTALLTIME turned into the API's date form (`installdate`).
+fn expected_as_api(line: &str) -> String {
+    let mut f: Vec<String> = line.split('\t').map(str::to_string).collect();
+    if let Ok(t) = f[5].parse::<i64>() {
+        f[5] = sidecar::procfs::format_utc(t);
+    }
+    f.join("\t")
+}
+
+#[test]
+fn container_packages_over_http_match_rpm() {
+    if !privileged(&["unshare", "curl", "/bin/busybox"]) {
+        return;
+    }
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let r = c.root.path();
+    std::fs::create_dir_all(r.join("usr/lib/sysimage/rpm")).unwrap();
+    std::fs::copy(
+        format!("{FIXTURES}/sles12-sp4/Packages"),
+        r.join("usr/lib/sysimage/rpm/Packages"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/usr/lib/sysimage/rpm", r.join("var/lib/rpm")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(r.join("usr/lib/sysimage/rpm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+
+    let server = Server::start(&[]);
+    let one = server.json(&format!("/{}", c.id));
+    assert!(
+        one["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("rpms")),
+        "{one}"
+    );
+    let list = server.json(&format!("/{}/rpms", c.id));
+    let mut got: Vec<String> = list.as_array().unwrap().iter().map(tsv_line).collect();
+    got.sort();
+    let want: Vec<String> = expected("sles12-sp4")
+        .iter()
+        .map(|l| expected_as_api(l))
+        .collect();
+    assert_eq!(got.len(), 108);
+    assert_eq!(got, want);
+    // gpg-pubkey pseudo-packages are marked, with a null arch.
+    let keys: Vec<&Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "gpg-pubkey")
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(keys
+        .iter()
+        .all(|k| k["gpg_pubkey"] == true && k["arch"].is_null()));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["name"] == "gpg-pubkey" || p.get("gpg_pubkey").is_none()));
+    // One package in depth.
+    let bash = server.json(&format!("/{}/rpms/bash", c.id));
+    let bash = &bash[0];
+    assert_eq!(bash["version"], "4.3");
+    assert!(bash["files"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("/bin/bash")));
+    assert!(bash["provides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "bash"));
+    assert!(bash["requires"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["text"].as_str().unwrap().starts_with("libc.so.6")));
+    let (status, v) = server.request("GET", &format!("/{}/rpms/no-such-package", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("package_not_found"))
+    );
+    // The command line reads the same.
+    let out = std::process::Command::new(SIDECAR)
+        .args(["rpms", &c.id, "--json"])
+        .output()
+        .unwrap();
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli, list);
+    // Nothing was created beside the database.
+    let after: Vec<_> = std::fs::read_dir(r.join("usr/lib/sysimage/rpm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_container_without_a_database_says_so() {
+    if !privileged(&["unshare", "curl", "/bin/busybox"]) {
+        return;
+    }
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let server = Server::start(&[]);
+    let (status, v) = server.request("GET", &format!("/{}/rpms", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("no_rpm_database")),
+        "{v}"
+    );
+    assert!(!server.json(&format!("/{}", c.id))["resources"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("rpms")));
+    // A corrupt database is a clear 422, and the server lives.
+    std::fs::create_dir_all(c.root.path().join("var/lib/rpm")).unwrap();
+    std::fs::write(
+        c.root.path().join("var/lib/rpm/Packages"),
+        vec![0x5au8; 8192],
+    )
+    .unwrap();
+    let (status, v) = server.request("GET", &format!("/{}/rpms", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("database_unreadable")),
+        "{v}"
+    );
+    assert!(server.alive());
+}
