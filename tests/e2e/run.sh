@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end tests with real podman (runc, cgroupfs: see containers.conf beside this file):
+# the static sidecar as PID 1 of its own FROM scratch container, and in a pod with a shared
+# PID namespace next to another container. Needs root, podman, runc, catatonit, curl,
+# python3, nsenter and the static binary (`make static`). Prints "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/e2e/containers.conf}"
+BIN=target/x86_64-unknown-linux-musl/release/sidecar
+TAG="e2e$$$RANDOM"
+IMAGE="localhost/support-sidecar:$TAG"
+APPIMG="localhost/sidecar-e2e-busybox:$TAG"
+PASSWORD="pw-$RANDOM$RANDOM"
+passed=0
+failed=0
+work=$(mktemp -d)
+
+skip_or_fail() {
+  if [ -n "${CI:-}" ] && [ "${CI}" != false ]; then
+    echo "FAIL: $1 (CI=true turns skips into failures)"; echo "0 passed, 1 failed"; exit 1
+  fi
+  echo "!!!!! SKIPPED e2e: $1 !!!!!"; echo "0 passed, 0 failed"; exit 0
+}
+[ "$(id -u)" = 0 ] || skip_or_fail "needs root"
+for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_or_fail "needs $t"; done
+[ -x /bin/busybox ] || skip_or_fail "needs /bin/busybox (busybox-static)"
+[ -x "$BIN" ] || skip_or_fail "needs $BIN (make static)"
+
+cleanup() {
+  podman pod rm -f -t 0 "pod-$TAG" >/dev/null 2>&1
+  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" >/dev/null 2>&1
+  podman rmi -f "$IMAGE" "$APPIMG" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+check() { # name, command...
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api() { curl -s --max-time 10 --digest --user "admin:$PASSWORD" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1/healthz" && return 0; sleep 0.05; done; return 1; }
+
+# Images: the sidecar's own (FROM scratch, the static binary), and a target (busybox only).
+podman build -q -t "$IMAGE" -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
+mkdir -p "$work/app" && cp /bin/busybox "$work/app/"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "100000"]\n' > "$work/app/Containerfile"
+podman build -q -t "$APPIMG" "$work/app" >/dev/null || skip_or_fail "podman build of the busybox image failed"
+
+echo "== the sidecar as PID 1 of its own container"
+port=$(free_port); url=http://127.0.0.1:$port
+podman run -d --name "pid1-$TAG" --network host -e SIDECAR_USER=admin -e SIDECAR_PASSWORD="$PASSWORD" \
+  "$IMAGE" serve --listen "127.0.0.1:$port" >/dev/null
+check "it serves" wait_http "$url"
+check "it lists nothing but itself (its own container is left out)" test "$(api "$url/" | json 'len(d)')" = 0
+pid1=$(podman inspect "pid1-$TAG" --format '{{.State.Pid}}')
+check "podman's PID is our init" grep -q '^NSpid:.*[[:space:]]1$' "/proc/$pid1/status"
+check "init runs the server as its child" test -n "$(ps -o pid= --ppid "$pid1")"
+# An orphan in its PID namespace is re-parented to it and must be reaped once it exits.
+nsenter -t "$pid1" --pid -- /bin/sh -c 'sleep 0.3 & sleep 0.3 & exit 0'
+sleep 1.5
+zombies=$(ps -o stat= --ppid "$pid1" | grep -c Z)
+check "orphans are reaped (zombies: $zombies)" test "$zombies" = 0
+start=$(date +%s%N)
+podman stop -t 10 "pid1-$TAG" >/dev/null
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "podman stop takes ${ms} ms (no SIGKILL needed)" test "$ms" -lt 5000
+check "exit status 0" test "$(podman inspect "pid1-$TAG" --format '{{.State.ExitCode}}')" = 0
+check "the stop is logged" sh -c "podman logs pid1-$TAG 2>&1 | grep -q '\"event\":\"stopped\"'"
+
+echo "== in a pod with a shared PID namespace"
+port=$(free_port); url=http://127.0.0.1:$port
+podman pod create --name "pod-$TAG" --share pid,net,ipc,uts --network host >/dev/null
+podman run -d --pod "pod-$TAG" --name "app-$TAG" "$APPIMG" >/dev/null
+podman run -d --pod "pod-$TAG" --name "sc-$TAG" --cap-add SYS_PTRACE -e SIDECAR_USER=admin -e SIDECAR_PASSWORD="$PASSWORD" \
+  "$IMAGE" serve --listen "127.0.0.1:$port" >/dev/null
+check "it serves" wait_http "$url"
+app=$(podman inspect "app-$TAG" --format '{{.Id}}')
+sc=$(podman inspect "sc-$TAG" --format '{{.Id}}')
+pod=$(podman pod inspect "pod-$TAG" --format '{{.Id}}')
+infra=$(podman pod inspect "pod-$TAG" --format '{{.InfraContainerID}}')
+list=$(api "$url/")
+echo "$list" > "$work/list.json"
+check "the app container is listed by podman's ID" test "$(echo "$list" | json "[c['runtime'] for c in d if c['id']=='$app']")" = "['podman']"
+check "with the pod's ID" test "$(echo "$list" | json "[c['pod_id'] for c in d if c['id']=='$app']")" = "['$pod']"
+check "and not as infra" test "$(echo "$list" | json "[c['infra'] for c in d if c['id']=='$app']")" = "[False]"
+check "the infra container is marked" test "$(echo "$list" | json "[c['infra'] for c in d if c['id']=='$infra']")" = "[True]"
+check "the infra container is PID 1" test "$(echo "$list" | json "[c['pid'] for c in d if c['id']=='$infra']")" = "[1]"
+check "the sidecar leaves itself out" test "$(echo "$list" | json "len([c for c in d if c['id']=='$sc'])")" = 0
+procs=$(api "$url/${app:0:12}/process")
+check "the app's processes: sleep, root, from its own view" test "$(echo "$procs" | json "[(p['cmdline'], p['user'], p['ns_pid']==p['pid']) for p in d]")" = "[('/bin/busybox sleep 100000', None, True)]"
+start=$(date +%s%N)
+podman stop -t 10 "sc-$TAG" >/dev/null
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "podman stop of the sidecar takes ${ms} ms" test "$ms" -lt 5000
+check "exit status 0" test "$(podman inspect "sc-$TAG" --format '{{.State.ExitCode}}')" = 0
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
