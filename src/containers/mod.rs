@@ -39,6 +39,9 @@ pub struct Container {
     pub uid: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `/proc/<pid>/stat` of each of `pids`, as read while grouping (a listing reuses it).
+    #[serde(skip)]
+    pub stats: Vec<procfs::Stat>,
 }
 
 /// Why a container name did not resolve.
@@ -68,8 +71,7 @@ impl fmt::Display for LookupError {
 
 /// What we read of one process while grouping.
 struct Seen {
-    pid: u32,
-    comm: String,
+    stat: procfs::Stat,
     cgroup: Option<cgroup::CgroupId>,
     mnt: Option<u64>,
     root: Option<(u64, u64)>,
@@ -89,27 +91,37 @@ fn root_identity(pid: u32) -> std::io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
-fn look(pid: u32) -> Option<Seen> {
+/// Reads only what grouping needs: a process with a runtime ID needs nothing more; one
+/// that shares our root while we are on the node is the host's without its namespace.
+fn look(pid: u32, my_root: Option<(u64, u64)>, on_host: bool) -> Option<Seen> {
     let stat = procfs::stat(pid).ok()?; // gone: skip it
-    let cgroup = procfs::read(pid, "cgroup")
-        .ok()
-        .and_then(|c| cgroup::container_id(&c));
-    let mnt = procfs::namespace(pid, "mnt");
-    let (root, note) = match root_identity(pid) {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(format!("pid {pid}: /proc/{pid}/root: {e}"))),
-    };
-    // Kernel threads (kthreadd and its children) belong to the node, whatever their root.
+                                        // Kernel threads (kthreadd and its children) belong to the node, whatever their root.
     let kernel_thread = pid == 2 || stat.ppid == 2;
-    Some(Seen {
-        pid,
-        comm: stat.comm,
-        cgroup,
-        mnt,
-        root,
+    let mut seen = Seen {
+        stat,
+        cgroup: None,
+        mnt: None,
+        root: None,
         kernel_thread,
-        note,
-    })
+        note: None,
+    };
+    if kernel_thread {
+        return Some(seen);
+    }
+    seen.cgroup = procfs::with_text(pid, "cgroup", cgroup::container_id)
+        .ok()
+        .flatten();
+    if seen.cgroup.is_some() {
+        return Some(seen);
+    }
+    match root_identity(pid) {
+        Ok(r) => seen.root = Some(r),
+        Err(e) => seen.note = Some(format!("pid {pid}: /proc/{pid}/root: {e}")),
+    }
+    if !(on_host && seen.root == my_root) {
+        seen.mnt = procfs::namespace(pid, "mnt");
+    }
+    Some(seen)
 }
 
 /// Lists every container we can see, sorted by ID with `host` first.
@@ -124,7 +136,9 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
     let mut groups: BTreeMap<Key, Vec<Seen>> = BTreeMap::new();
     let mut my_key = None;
     for pid in procfs::pids()? {
-        let Some(seen) = look(pid) else { continue };
+        let Some(seen) = look(pid, my_root, on_host) else {
+            continue;
+        };
         let key = if let Some(c) = &seen.cgroup {
             Key::Runtime(c.id.clone())
         } else if on_host && (seen.root.is_none() || seen.root == my_root || seen.kernel_thread) {
@@ -175,14 +189,14 @@ fn valid_hostname_id(h: &str) -> bool {
 }
 
 fn build(key: Key, seen: Vec<Seen>) -> Container {
-    let pid = seen.iter().map(|s| s.pid).min().unwrap_or(0);
-    let first = seen.iter().find(|s| s.pid == pid);
+    let pid = seen.iter().map(|s| s.stat.pid).min().unwrap_or(0);
+    let first = seen.iter().find(|s| s.stat.pid == pid);
     // Hostname and namespaces come from the first process we may look into (on these
     // machines not even root may open /proc/1/root or /proc/1/ns).
     let inspectable = seen
         .iter()
-        .find(|s| s.root.is_some() && !s.kernel_thread)
-        .map_or(pid, |s| s.pid);
+        .find(|s| s.note.is_none() && !s.kernel_thread)
+        .map_or(pid, |s| s.stat.pid);
     let hostname = Root::of_pid(inspectable)
         .and_then(|r| r.read_to_string("/etc/hostname", 256))
         .ok()
@@ -206,7 +220,7 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
     let infra = key != Key::Host
         && seen
             .iter()
-            .all(|s| s.comm == "catatonit" || s.comm == "pause");
+            .all(|s| s.stat.comm == "catatonit" || s.stat.comm == "pause");
     let namespaces = NAMESPACES
         .iter()
         .map(|k| (*k, procfs::namespace(inspectable, k)))
@@ -225,7 +239,8 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
         pod_id,
         infra,
         pid,
-        pids: seen.iter().map(|s| s.pid).collect(),
+        pids: seen.iter().map(|s| s.stat.pid).collect(),
+        stats: seen.into_iter().map(|s| s.stat).collect(),
         namespaces,
         uid,
         notes,
@@ -283,6 +298,7 @@ mod tests {
             namespaces: BTreeMap::new(),
             uid: Some(0),
             notes: vec![],
+            stats: vec![],
         }
     }
 

@@ -96,17 +96,26 @@ struct Clock {
     page: u64,
 }
 
-fn read_process(pid: u32, users: &[PasswdEntry], clock: &Clock) -> Option<Process> {
-    let stat = procfs::stat(pid).ok()?;
-    let status = procfs::read(pid, "status")
-        .map(|s| procfs::parse_status(&s))
-        .unwrap_or_default();
-    let uid = status
-        .get("Uid")
-        .and_then(|v| procfs::parse_ids(v).first().copied());
-    let ns_pid = status
-        .get("NSpid")
-        .and_then(|v| v.split_whitespace().last()?.parse().ok());
+fn read_process(
+    pid: u32,
+    stat: Option<&procfs::Stat>,
+    users: &[PasswdEntry],
+    clock: &Clock,
+) -> Option<Process> {
+    let stat = match stat {
+        Some(s) => s.clone(),
+        None => procfs::stat(pid).ok()?,
+    };
+    // Kernel threads have no executable; asking costs a failing readlink each.
+    let kernel_thread = pid == 2 || stat.ppid == 2;
+    let (uid, ns_pid) = procfs::with_text(pid, "status", |s| {
+        let uid =
+            procfs::status_field(s, "Uid").and_then(|v| procfs::parse_ids(v).first().copied());
+        let ns_pid = procfs::status_field(s, "NSpid")
+            .and_then(|v| v.split_whitespace().last()?.parse().ok());
+        (uid, ns_pid)
+    })
+    .unwrap_or((None, None));
     let argv = procfs::argv(pid).unwrap_or_default();
     let started =
         procfs::format_utc((clock.boot + stat.starttime / procfs::TICKS_PER_SECOND) as i64) + "Z";
@@ -120,7 +129,11 @@ fn read_process(pid: u32, users: &[PasswdEntry], clock: &Clock) -> Option<Proces
         comm: stat.comm,
         cmdline: argv.join(" "),
         argv,
-        exe: procfs::link(pid, "exe").ok(),
+        exe: if kernel_thread {
+            None
+        } else {
+            procfs::link(pid, "exe").ok()
+        },
         started,
         cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::TICKS_PER_SECOND as f64,
         rss_bytes: stat.rss_pages * clock.page,
@@ -141,7 +154,8 @@ pub fn list(c: &Container) -> Vec<Process> {
     let clock = clock();
     c.pids
         .iter()
-        .filter_map(|&pid| read_process(pid, &users, &clock))
+        .enumerate()
+        .filter_map(|(i, &pid)| read_process(pid, c.stats.get(i), &users, &clock))
         .collect()
 }
 
@@ -154,7 +168,7 @@ pub fn detail(c: &Container, pid: u32) -> Result<ProcessDetail, Error> {
     if !c.pids.contains(&pid) {
         return Err(not_found());
     }
-    let process = read_process(pid, &container_users(c), &clock()).ok_or_else(not_found)?;
+    let process = read_process(pid, None, &container_users(c), &clock()).ok_or_else(not_found)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| {
         d.filter_map(|e| {
             let name = e.ok()?.file_name().to_string_lossy().into_owned();

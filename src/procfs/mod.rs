@@ -8,21 +8,107 @@
 mod parse;
 pub use parse::*;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
 
 /// Linux reports times in `/proc/<pid>/stat` in USER_HZ, which is 100 on every architecture.
 pub const TICKS_PER_SECOND: u64 = 100;
 
-fn proc_path(pid: u32, file: &str) -> PathBuf {
-    PathBuf::from(format!("/proc/{pid}/{file}"))
+/// Reads a whole `/proc` file with the fewest system calls: open, read until a short read,
+/// close. `std::fs::read` also calls `fstat` and grows its buffer from a size hint that procfs
+/// reports as 0; listing every process of a node reads thousands of these files, so it shows.
+/// A short read ends the file: procfs fills the buffer it is given up to the end of the file.
+pub fn read_bytes(path: &str) -> io::Result<Vec<u8>> {
+    with_scratch(|s| Ok(read_into(path, &mut s.buf)?.to_vec()))
 }
 
 /// Reads `/proc/<pid>/<file>` as text (lossy: `comm` and `cmdline` may hold any bytes).
 pub fn read(pid: u32, file: &str) -> io::Result<String> {
-    let bytes = fs::read(proc_path(pid, file))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    with_bytes(pid, file, |b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// Calls `f` with the text of `/proc/<pid>/<file>` (lossy UTF-8).
+pub fn with_text<T>(pid: u32, file: &str, f: impl FnOnce(&str) -> T) -> io::Result<T> {
+    with_bytes(pid, file, |bytes| match std::str::from_utf8(bytes) {
+        Ok(text) => f(text),
+        Err(_) => f(&String::from_utf8_lossy(bytes)),
+    })
+}
+
+/// Calls `f` with the bytes of `/proc/<pid>/<file>`, read into a per-thread buffer: the hot
+/// path of a listing allocates no temporaries per file. (musl's allocator maps and unmaps a
+/// page for short-lived allocations whose group empties, which doubled `sidecar ps`'s time.)
+pub fn with_bytes<T>(pid: u32, file: &str, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    with_scratch(|s| {
+        s.path.clear();
+        let _ = write!(s.path, "/proc/{pid}/{file}");
+        Ok(f(read_into(&s.path, &mut s.buf)?))
+    })
+}
+
+/// The target of a symlink under `/proc/<pid>/` (`exe`, `cwd`, `fd/N`, `ns/mnt`).
+pub fn link(pid: u32, file: &str) -> io::Result<String> {
+    with_scratch(|s| {
+        s.path.clear();
+        let _ = write!(s.path, "/proc/{pid}/{file}");
+        let target = rustix::fs::readlink(s.path.as_str(), std::mem::take(&mut s.link))?;
+        let text = String::from_utf8_lossy(target.as_bytes()).into_owned();
+        s.link = target.into_bytes();
+        Ok(text)
+    })
+}
+
+struct Scratch {
+    path: String,
+    buf: Vec<u8>,
+    link: Vec<u8>,
+}
+
+/// Runs `f` with this thread's scratch buffers (`buf` zero-filled, its length its size). A
+/// nested call (none today) gets fresh buffers rather than a panic.
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> io::Result<T>) -> io::Result<T> {
+    use std::cell::RefCell;
+    let fresh = || Scratch {
+        path: String::with_capacity(64),
+        buf: vec![0; 16 << 10],
+        link: Vec::with_capacity(256),
+    };
+    thread_local! {
+        static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => f(slot.get_or_insert_with(fresh)),
+        Err(_) => f(&mut fresh()),
+    })
+}
+
+/// Reads the file at `path` into `buf` (growing it as needed) and returns the bytes read.
+fn read_into<'a>(path: &str, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let mut len = 0;
+    loop {
+        if buf.len() - len < 4096 {
+            let grown = buf.len() * 2;
+            buf.resize(grown, 0);
+        }
+        let want = buf.len() - len;
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(n) => {
+                len += n;
+                if n < want {
+                    return Ok(&buf[..len]);
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// `/proc/<pid>/stat`, parsed.
@@ -33,21 +119,12 @@ pub fn stat(pid: u32) -> io::Result<Stat> {
 
 /// `/proc/<pid>/cmdline` as its argument vector.
 pub fn argv(pid: u32) -> io::Result<Vec<String>> {
-    let bytes = fs::read(proc_path(pid, "cmdline"))?;
-    Ok(split_nul(&bytes))
+    with_bytes(pid, "cmdline", split_nul)
 }
 
 /// `/proc/<pid>/environ` as `KEY=VALUE` strings.
 pub fn environ(pid: u32) -> io::Result<Vec<String>> {
-    let bytes = fs::read(proc_path(pid, "environ"))?;
-    Ok(split_nul(&bytes))
-}
-
-/// The target of a symlink under `/proc/<pid>/` (`exe`, `cwd`, `fd/N`, `ns/mnt`).
-pub fn link(pid: u32, file: &str) -> io::Result<String> {
-    Ok(fs::read_link(proc_path(pid, file))?
-        .to_string_lossy()
-        .into_owned())
+    with_bytes(pid, "environ", split_nul)
 }
 
 /// The inode of namespace `kind` of `pid` (`/proc/<pid>/ns/<kind>` reads `mnt:[4026531840]`).

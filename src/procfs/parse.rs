@@ -31,9 +31,15 @@ pub fn parse_stat(s: &str) -> Option<Stat> {
     }
     let pid = s[..open].trim().parse().ok()?;
     let comm = s[open + 1..close].to_string();
-    // Fields after the comm, numbered from 3 (state) as in proc(5).
-    let rest: Vec<&str> = s[close + 1..].split_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
+    // Fields after the comm, numbered from 3 (state) as in proc(5); we need up to 24 (rss).
+    // A fixed array, not a Vec: this runs for every process of every listing.
+    let mut rest = [""; 22];
+    let mut count = 0;
+    for (slot, word) in rest.iter_mut().zip(s[close + 1..].split_whitespace()) {
+        *slot = word;
+        count += 1;
+    }
+    let field = |n: usize| (n - 3 < count).then(|| rest[n - 3]);
     let num = |n: usize| field(n)?.parse::<u64>().ok();
     Some(Stat {
         pid,
@@ -57,6 +63,14 @@ pub fn parse_status(s: &str) -> BTreeMap<String, String> {
             Some((k.trim().to_string(), v.trim().to_string()))
         })
         .collect()
+}
+
+/// The value of one `Key:` line of `/proc/<pid>/status`, without building the whole map.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then(|| v.trim())
+    })
 }
 
 /// The real, effective, saved and filesystem UIDs (or GIDs) of a `Uid:`/`Gid:` status value.
@@ -240,6 +254,10 @@ mod tests {
         assert_eq!(parse_ids(&m["Uid"]), vec![101, 101, 101, 101]);
         assert_eq!(m["NSpid"], "31337\t7");
         assert_eq!(m["CapEff"], "00000000a80425fb");
+        let text = fixture("status");
+        assert_eq!(status_field(&text, "NSpid"), Some("31337\t7"));
+        assert_eq!(status_field(&text, "Uid"), Some("101\t101\t101\t101"));
+        assert_eq!(status_field(&text, "Nope"), None);
     }
 
     #[test]
