@@ -324,9 +324,17 @@ pub struct Rpms {
 }
 
 pub fn rpms(a: Rpms) -> CliResult {
+    use crate::rpmdb::Detail;
+    let detail = |name: Option<&String>| {
+        if name.is_some() {
+            Detail::Full
+        } else {
+            Detail::Summary
+        }
+    };
     let (db, name) = match (&a.dbpath, a.args.as_slice()) {
         (Some(dir), [] | [_]) => (
-            crate::packages::read_dbpath(std::path::Path::new(dir)),
+            crate::packages::read_dbpath(std::path::Path::new(dir), detail(a.args.first())),
             a.args.first(),
         ),
         (None, [c] | [c, _]) => {
@@ -334,7 +342,7 @@ pub fn rpms(a: Rpms) -> CliResult {
             let root = crate::rootfs::Root::of_pid(all[i].pid)
                 .map_err(|e| format!("container {}: {e}", all[i].id))?;
             (
-                crate::packages::read_container(&root, &all[i].id),
+                crate::packages::read_container(&root, &all[i].id, detail(a.args.get(1))),
                 a.args.get(1),
             )
         }

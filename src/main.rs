@@ -45,3 +45,7 @@ fn main() {
         }
     }
 }
+
+/// See Cargo.toml: musl's allocator churns mmap/munmap on our allocation pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

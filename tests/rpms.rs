@@ -170,3 +170,26 @@ fn a_container_without_a_database_says_so() {
     );
     assert!(server.alive());
 }
+
+/// Listings parse headers in summary mode: on every fixture it must agree with a full parse
+/// on everything a listing shows.
+#[test]
+fn summary_parsing_agrees_with_full_parsing() {
+    use sidecar::rpmdb::{read_path, read_path_with, Detail};
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let (_, full) = read_path(&dir).unwrap();
+        let (_, summary) = read_path_with(&dir, Detail::Summary).unwrap();
+        assert_eq!(full.len(), summary.len(), "{}", dir.display());
+        for (f, s) in full.iter().zip(&summary) {
+            let shown = |p: &sidecar::rpmdb::Package| {
+                serde_json::Value::Object(sidecar::packages::summary(p))
+            };
+            assert_eq!(shown(f), shown(s), "{}", dir.display());
+            assert!(s.files.is_empty() && s.requires.is_empty());
+        }
+    }
+}

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::auth::{Auth, Verdict};
 use crate::containers::{self, Container, LookupError};
 use crate::rootfs::Root;
+use crate::rpmdb::Detail;
 use crate::{packages, processes};
 use http::{Request, Response};
 
@@ -186,7 +187,7 @@ impl App {
                 only(method, "GET")?;
                 let all = discover()?;
                 let c = containers::lookup(&all, c)?;
-                let db = packages::read_container(&root(c)?, &c.id)?;
+                let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
                 let list: Vec<Value> = db
                     .packages
                     .iter()
@@ -198,7 +199,7 @@ impl App {
                 only(method, "GET")?;
                 let all = discover()?;
                 let c = containers::lookup(&all, c)?;
-                let db = packages::read_container(&root(c)?, &c.id)?;
+                let db = packages::read_container(&root(c)?, &c.id, Detail::Full)?;
                 let list: Vec<Value> = packages::by_name(&db, name)?
                     .into_iter()
                     .map(packages::detail)

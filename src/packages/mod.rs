@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::procfs::format_utc;
 use crate::rootfs::Root;
-use crate::rpmdb::{self, DbError, Dependency, Format, Package};
+use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
 
 /// Where rpm keeps its database, newest layout first.
 pub const DB_DIRS: [&str; 3] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm", "/usr/share/rpm"];
@@ -102,10 +102,10 @@ fn with_retries(
 }
 
 /// Reads the container's database, the first of `DB_DIRS` that holds one.
-pub fn read_container(root: &Root, container: &str) -> Result<Database, Error> {
+pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
         let opener = |name: &str| root.open(&format!("{dir}/{name}"));
-        if let Some(db) = with_retries(dir, || rpmdb::read_dir(&opener))? {
+        if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
     }
@@ -124,9 +124,9 @@ pub fn has_database(root: &Root) -> bool {
 }
 
 /// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`).
-pub fn read_dbpath(dir: &Path) -> Result<Database, Error> {
+pub fn read_dbpath(dir: &Path, detail: Detail) -> Result<Database, Error> {
     let shown = dir.display().to_string();
-    with_retries(&shown, || rpmdb::read_path(dir))?.ok_or(Error::NoDatabase {
+    with_retries(&shown, || rpmdb::read_path_with(dir, detail))?.ok_or(Error::NoDatabase {
         container: shown.clone(),
     })
 }

@@ -415,6 +415,23 @@ fn index(blob: &[u8]) -> Result<Header<'_>, HeaderError> {
 /// Parses an installed header blob into a [`Package`] with the given db record number.
 pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
+    let mut p = summary(&h, instance)?;
+    p.description = h.string(TAG_DESCRIPTION);
+    p.requires = h.deps(TAG_REQUIRENAME, TAG_REQUIREFLAGS, TAG_REQUIREVERSION);
+    p.provides = h.deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION);
+    p.conflicts = h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION);
+    p.obsoletes = h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION);
+    p.files = h.files()?;
+    Ok(p)
+}
+
+/// Like [`parse`] without description, dependencies and files: what a listing shows. The
+/// whole blob is still checked (`index` validates every entry).
+pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+    summary(&index(blob)?, instance)
+}
+
+fn summary(h: &Header<'_>, instance: u32) -> Result<Package, HeaderError> {
     let name = h.string(TAG_NAME).ok_or(HeaderError::Missing(TAG_NAME))?;
     let version = h
         .string(TAG_VERSION)
@@ -433,18 +450,18 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
         installtime: h.u32(TAG_INSTALLTIME),
         size,
         summary: h.string(TAG_SUMMARY),
-        description: h.string(TAG_DESCRIPTION),
+        description: None,
         license: h.string(TAG_LICENSE),
         vendor: h.string(TAG_VENDOR),
         buildtime: h.u32(TAG_BUILDTIME),
         sourcerpm: h.string(TAG_SOURCERPM),
         url: h.string(TAG_URL),
         packager: h.string(TAG_PACKAGER),
-        requires: h.deps(TAG_REQUIRENAME, TAG_REQUIREFLAGS, TAG_REQUIREVERSION),
-        provides: h.deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION),
-        conflicts: h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION),
-        obsoletes: h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION),
-        files: h.files()?,
+        requires: Vec::new(),
+        provides: Vec::new(),
+        conflicts: Vec::new(),
+        obsoletes: Vec::new(),
+        files: Vec::new(),
         instance,
     })
 }

@@ -270,7 +270,13 @@ pub struct FileSource {
     name: &'static str,
     file: File,
     size: u64,
+    /// The whole file, when it is small enough: one `pread` instead of one per page (a
+    /// BerkeleyDB of 4 MiB took ~2000 of them). Still a copy, never a mapping.
+    whole: Option<Vec<u8>>,
 }
+
+/// Files up to this size are read in one go into memory; larger ones page by page.
+const WHOLE_FILE_LIMIT: u64 = 64 << 20;
 
 impl FileSource {
     pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
@@ -278,12 +284,29 @@ impl FileSource {
             .metadata()
             .map_err(|source| DbError::Io { file: name, source })?
             .len();
-        Ok(FileSource { name, file, size })
+        Ok(FileSource {
+            name,
+            file,
+            size,
+            whole: None,
+        })
     }
 
-    /// Like `new`, with the size already known (from a stamp taken just before).
-    fn with_size(name: &'static str, file: File, size: u64) -> Self {
-        FileSource { name, file, size }
+    /// Like `new`, with the size already known (from a stamp taken just before); small files
+    /// are read whole at once.
+    fn with_size(name: &'static str, file: File, size: u64) -> Result<Self, DbError> {
+        let mut src = FileSource {
+            name,
+            file,
+            size,
+            whole: None,
+        };
+        if size <= WHOLE_FILE_LIMIT {
+            let mut all = vec![0u8; size as usize];
+            src.read_at(0, &mut all)?;
+            src.whole = Some(all);
+        }
+        Ok(src)
     }
 }
 
@@ -295,6 +318,21 @@ impl Source for FileSource {
         self.size
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
+        if let Some(all) = &self.whole {
+            let range = usize::try_from(offset)
+                .ok()
+                .and_then(|start| Some(start..start.checked_add(buf.len())?))
+                .filter(|r| r.end <= all.len());
+            let Some(range) = range else {
+                return Err(DbError::corrupt(
+                    self.name,
+                    offset,
+                    "read past the end of the file",
+                ));
+            };
+            buf.copy_from_slice(&all[range]);
+            return Ok(());
+        }
         match self.file.read_exact_at(buf, offset) {
             Ok(()) => Ok(()),
             // In bounds of the size we saw at open, yet short: the file shrank under us.
@@ -371,6 +409,15 @@ pub fn read_source(
     db: &dyn Source,
     wal: Option<&dyn Source>,
 ) -> Result<(Format, Vec<Package>), DbError> {
+    read_source_with(db, wal, Detail::Full)
+}
+
+/// `read_source`, parsing only as much of each header as `detail` asks.
+pub fn read_source_with(
+    db: &dyn Source,
+    wal: Option<&dyn Source>,
+    detail: Detail,
+) -> Result<(Format, Vec<Package>), DbError> {
     let mut head = vec![0u8; db.size().min(512) as usize];
     db.read_at(0, &mut head)?;
     // SQLite treats an empty file as an empty database, and a WAL-mode database can be
@@ -383,7 +430,11 @@ pub fn read_source(
     let file = db.name();
     let mut pkgs = Vec::new();
     let mut sink = |instance: u32, blob: &[u8]| {
-        let pkg = header::parse(blob, instance).map_err(|e| DbError::BadHeader {
+        let parsed = match detail {
+            Detail::Full => header::parse(blob, instance),
+            Detail::Summary => header::parse_summary(blob, instance),
+        };
+        let pkg = parsed.map_err(|e| DbError::BadHeader {
             file,
             instance,
             what: e.to_string(),
@@ -452,6 +503,23 @@ fn check_hot_journal(opener: &dyn Fn(&str) -> io::Result<File>) -> Result<(), Db
 pub fn read_dir(
     opener: &dyn Fn(&str) -> io::Result<File>,
 ) -> Result<(Format, Vec<Package>), DbError> {
+    read_dir_with(opener, Detail::Full)
+}
+
+/// How much of each header to parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// What a listing shows: no dependencies, files or description (several times faster
+    /// on databases whose packages own thousands of files).
+    Summary,
+    Full,
+}
+
+/// `read_dir`, parsing only as much of each header as `detail` asks.
+pub fn read_dir_with(
+    opener: &dyn Fn(&str) -> io::Result<File>,
+    detail: Detail,
+) -> Result<(Format, Vec<Package>), DbError> {
     for (name, wal_name) in CANDIDATES {
         let Some(file) = open_optional(opener, name)? else {
             continue;
@@ -470,12 +538,12 @@ pub fn read_dir(
             Some((w, f)) => Some(stamp_of(w, f)?),
             None => None,
         };
-        let db_src = FileSource::with_size(name, file, before.size);
+        let db_src = FileSource::with_size(name, file, before.size)?;
         let wal_src = match (wal, &wal_before) {
-            (Some((w, f)), Some(st)) => Some(FileSource::with_size(w, f, st.size)),
+            (Some((w, f)), Some(st)) => Some(FileSource::with_size(w, f, st.size)?),
             _ => None,
         };
-        let result = read_source(&db_src, wal_src.as_ref().map(|w| w as &dyn Source));
+        let result = read_source_with(&db_src, wal_src.as_ref().map(|w| w as &dyn Source), detail);
         // Whatever the result, a file that moved under us makes it untrustworthy: a
         // "corrupt" page may just be one a writer was halfway through.
         if stamp_of(name, &db_src.file)? != before {
@@ -499,7 +567,12 @@ pub fn read_dir(
 
 /// Reads the database in directory `dir` (for `--dbpath`).
 pub fn read_path(dir: &Path) -> Result<(Format, Vec<Package>), DbError> {
-    read_dir(&|name| File::open(dir.join(name)))
+    read_path_with(dir, Detail::Full)
+}
+
+/// `read_path`, parsing only as much of each header as `detail` asks.
+pub fn read_path_with(dir: &Path, detail: Detail) -> Result<(Format, Vec<Package>), DbError> {
+    read_dir_with(&|name| File::open(dir.join(name)), detail)
 }
 
 #[cfg(test)]
