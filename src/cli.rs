@@ -136,12 +136,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
                 }
             })
             .collect();
-        println!("{}", s.join("  "));
+        s.join("  ")
     };
-    line(header.iter().map(|s| s.to_string()).collect());
-    for r in rows {
-        line(r);
-    }
+    let mut out = vec![line(header.iter().map(|s| s.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    println!("{}", out.join("\n")); // one write, not one per row
 }
 
 pub fn list(a: List) -> CliResult {
@@ -359,9 +358,8 @@ pub fn rpms(a: Rpms) -> CliResult {
             print_json(&list);
         }
         None => {
-            for p in &db.packages {
-                println!("{}", crate::packages::nevra(p));
-            }
+            let lines: Vec<String> = db.packages.iter().map(crate::packages::nevra).collect();
+            println!("{}", lines.join("\n"));
         }
         Some(n) => {
             let found = crate::packages::by_name(&db, n).map_err(|e| e.to_string())?;

@@ -152,16 +152,9 @@ fn data_length(ty: u32, count: u32, data: &[u8]) -> Option<usize> {
             if count != 1 {
                 return None;
             }
-            data.iter().position(|&b| b == 0).map(|n| n + 1)
+            nth_nul(data, 1).map(|n| n + 1)
         }
-        TYPE_STRING_ARRAY | TYPE_I18NSTRING => {
-            let mut len = 0usize;
-            for _ in 0..count {
-                let rest = data.get(len..)?;
-                len += rest.iter().position(|&b| b == 0)? + 1;
-            }
-            Some(len)
-        }
+        TYPE_STRING_ARRAY | TYPE_I18NSTRING => nth_nul(data, count).map(|n| n + 1),
         TYPE_NULL => None,
         _ => {
             let size = match ty {
@@ -175,6 +168,42 @@ fn data_length(ty: u32, count: u32, data: &[u8]) -> Option<usize> {
             (len <= data.len()).then_some(len)
         }
     }
+}
+
+/// The position of the `n`th NUL byte of `data` (n ≥ 1). Eight bytes at a time, counting
+/// the NULs of each word with one popcount: file lists make string arrays most of a
+/// database, and a byte-by-byte scan was a quarter of a listing's time.
+fn nth_nul(data: &[u8], mut n: usize) -> Option<usize> {
+    if n == 0 {
+        return None;
+    }
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let mut chunks = data.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let v = u64::from_le_bytes(chunk.try_into().unwrap_or([1; 8]));
+        // Exactly the zero bytes of v get their high bit set (no carries between bytes).
+        let zeros = !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7);
+        let count = zeros.count_ones() as usize;
+        if count >= n {
+            let mut z = zeros;
+            for _ in 1..n {
+                z &= z - 1; // drop the lowest set bit
+            }
+            return Some(base + z.trailing_zeros() as usize / 8);
+        }
+        n -= count;
+        base += 8;
+    }
+    for (i, &b) in chunks.remainder().iter().enumerate() {
+        if b == 0 {
+            n -= 1;
+            if n == 0 {
+                return Some(base + i);
+            }
+        }
+    }
+    None
 }
 
 fn type_align(ty: u32) -> usize {
@@ -601,6 +630,51 @@ mod tests {
             ],
             Some(3),
         )
+    }
+
+    #[test]
+    fn nth_nul_finds_each_terminator() {
+        let data = b"a\0bc\0\0defghijklmnop\0q";
+        let naive = |n: usize| {
+            data.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == 0)
+                .nth(n - 1)
+                .map(|(i, _)| i)
+        };
+        for n in 1..=5 {
+            assert_eq!(nth_nul(data, n), naive(n), "n={n}");
+        }
+        assert_eq!(nth_nul(data, 0), None);
+        assert_eq!(nth_nul(b"", 1), None);
+        // Every length and position around the 8-byte chunks, and bytes whose low seven
+        // bits or high bit alone could fool a word-at-a-time test.
+        for len in 0..40 {
+            for z in 0..len {
+                for fill in [b'x', 0x80, 0x01, 0xff, 0x7f] {
+                    let mut d = vec![fill; len];
+                    d[z] = 0;
+                    assert_eq!(
+                        nth_nul(&d, 1),
+                        Some(z),
+                        "len {len} zero at {z} fill {fill:#x}"
+                    );
+                    assert_eq!(nth_nul(&d, 2), None);
+                }
+            }
+        }
+        let dense = [0u8, 1, 0, 0, 2, 0, 3, 0, 0, 0, 4, 0];
+        let naive = |n: usize| {
+            dense
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == 0)
+                .nth(n - 1)
+                .map(|(i, _)| i)
+        };
+        for n in 1..=9 {
+            assert_eq!(nth_nul(&dense, n), naive(n), "n={n}");
+        }
     }
 
     #[test]

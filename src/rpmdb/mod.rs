@@ -270,13 +270,21 @@ pub struct FileSource {
     name: &'static str,
     file: File,
     size: u64,
-    /// The whole file, when it is small enough: one `pread` instead of one per page (a
-    /// BerkeleyDB of 4 MiB took ~2000 of them). Still a copy, never a mapping.
-    whole: Option<Vec<u8>>,
+    /// A read-ahead window: readers ask for one page at a time, mostly in file order, and a
+    /// `pread` per page cost more than the parsing (a BerkeleyDB of 4 MiB took ~2000). One
+    /// reused buffer, not the whole file: memory stays flat and no fresh pages are faulted in.
+    /// Still a copy, never a mapping.
+    window: std::cell::RefCell<Window>,
 }
 
-/// Files up to this size are read in one go into memory; larger ones page by page.
-const WHOLE_FILE_LIMIT: u64 = 64 << 20;
+struct Window {
+    offset: u64,
+    len: usize,
+    buf: Vec<u8>,
+}
+
+/// The read-ahead window's size.
+const WINDOW: usize = 256 << 10;
 
 impl FileSource {
     pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
@@ -284,55 +292,25 @@ impl FileSource {
             .metadata()
             .map_err(|source| DbError::Io { file: name, source })?
             .len();
-        Ok(FileSource {
-            name,
-            file,
-            size,
-            whole: None,
-        })
+        Ok(Self::with_size(name, file, size))
     }
 
-    /// Like `new`, with the size already known (from a stamp taken just before); small files
-    /// are read whole at once.
-    fn with_size(name: &'static str, file: File, size: u64) -> Result<Self, DbError> {
-        let mut src = FileSource {
-            name,
-            file,
-            size,
-            whole: None,
+    /// Like `new`, with the size already known (from a stamp taken just before).
+    fn with_size(name: &'static str, file: File, size: u64) -> Self {
+        let window = Window {
+            offset: 0,
+            len: 0,
+            buf: Vec::new(),
         };
-        if size <= WHOLE_FILE_LIMIT {
-            let mut all = vec![0u8; size as usize];
-            src.read_at(0, &mut all)?;
-            src.whole = Some(all);
+        FileSource {
+            name,
+            file,
+            size,
+            window: std::cell::RefCell::new(window),
         }
-        Ok(src)
     }
-}
 
-impl Source for FileSource {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
-        if let Some(all) = &self.whole {
-            let range = usize::try_from(offset)
-                .ok()
-                .and_then(|start| Some(start..start.checked_add(buf.len())?))
-                .filter(|r| r.end <= all.len());
-            let Some(range) = range else {
-                return Err(DbError::corrupt(
-                    self.name,
-                    offset,
-                    "read past the end of the file",
-                ));
-            };
-            buf.copy_from_slice(&all[range]);
-            return Ok(());
-        }
+    fn pread(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
         match self.file.read_exact_at(buf, offset) {
             Ok(()) => Ok(()),
             // In bounds of the size we saw at open, yet short: the file shrank under us.
@@ -345,6 +323,41 @@ impl Source for FileSource {
                 source,
             }),
         }
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
+        let end = offset.checked_add(buf.len() as u64);
+        if buf.len() > WINDOW / 2 || end.is_none_or(|e| e > self.size) {
+            return self.pread(offset, buf);
+        }
+        let mut w = self.window.borrow_mut();
+        let inside =
+            |w: &Window| offset >= w.offset && offset + buf.len() as u64 <= w.offset + w.len as u64;
+        if !inside(&w) {
+            // Refill from the page-aligned start, as much as the file has.
+            let start = offset - offset % 4096;
+            let len = (self.size - start).min(WINDOW as u64) as usize;
+            w.buf.resize(WINDOW, 0);
+            let (wbuf, wlen) = (&mut w.buf[..len], len);
+            self.pread(start, wbuf)?;
+            w.offset = start;
+            w.len = wlen;
+            if !inside(&w) {
+                drop(w);
+                return self.pread(offset, buf);
+            }
+        }
+        let at = (offset - w.offset) as usize;
+        buf.copy_from_slice(&w.buf[at..at + buf.len()]);
+        Ok(())
     }
 }
 
@@ -538,9 +551,9 @@ pub fn read_dir_with(
             Some((w, f)) => Some(stamp_of(w, f)?),
             None => None,
         };
-        let db_src = FileSource::with_size(name, file, before.size)?;
+        let db_src = FileSource::with_size(name, file, before.size);
         let wal_src = match (wal, &wal_before) {
-            (Some((w, f)), Some(st)) => Some(FileSource::with_size(w, f, st.size)?),
+            (Some((w, f)), Some(st)) => Some(FileSource::with_size(w, f, st.size)),
             _ => None,
         };
         let result = read_source_with(&db_src, wal_src.as_ref().map(|w| w as &dyn Source), detail);
