@@ -338,7 +338,7 @@ pub fn rpms(a: Rpms) -> CliResult {
         ),
         (None, [c] | [c, _]) => {
             let (all, i) = find(c)?;
-            let root = crate::rootfs::Root::of_pid(all[i].pid)
+            let root = crate::rootfs::Root::of_pid(all[i].root_pid)
                 .map_err(|e| format!("container {}: {e}", all[i].id))?;
             (
                 crate::packages::read_container(&root, &all[i].id, detail(a.args.get(1))),

@@ -233,7 +233,7 @@ fn discover() -> Result<Vec<Container>> {
 
 /// The container's root, or why it cannot be opened.
 fn root(c: &Container) -> Result<Root> {
-    Root::of_pid(c.pid).map_err(|e| match e.raw_os_error() {
+    Root::of_pid(c.root_pid).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ESRCH) => ApiError::new(404, "container_not_found", format!("container {} has exited", c.id)),
         Some(libc::EACCES) | Some(libc::EPERM) => ApiError::new(
             403,

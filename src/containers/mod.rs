@@ -42,6 +42,10 @@ pub struct Container {
     /// `/proc/<pid>/stat` of each of `pids`, as read while grouping (a listing reuses it).
     #[serde(skip)]
     pub stats: Vec<procfs::Stat>,
+    /// The process whose root and namespaces stand for the container's: the lowest PID we
+    /// may inspect (not always `pid`: even root may not open `/proc/1/root` here).
+    #[serde(skip)]
+    pub root_pid: u32,
 }
 
 /// Why a container name did not resolve.
@@ -241,6 +245,7 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
         pid,
         pids: seen.iter().map(|s| s.stat.pid).collect(),
         stats: seen.into_iter().map(|s| s.stat).collect(),
+        root_pid: inspectable,
         namespaces,
         uid,
         notes,
@@ -299,6 +304,7 @@ mod tests {
             uid: Some(0),
             notes: vec![],
             stats: vec![],
+            root_pid: pids[0],
         }
     }
 

@@ -85,7 +85,7 @@ impl fmt::Display for Error {
 
 /// The passwd database of a container, read from its root (empty when it has none).
 pub fn container_users(c: &Container) -> Vec<PasswdEntry> {
-    Root::of_pid(c.pid)
+    Root::of_pid(c.root_pid)
         .and_then(|r| r.read_to_string("/etc/passwd", 4 << 20))
         .map(|s| procfs::parse_passwd(&s))
         .unwrap_or_default()
