@@ -157,11 +157,16 @@ fn a_container_without_a_database_says_so() {
         .contains(&Value::from("rpms")));
     // A corrupt database is a clear 422, and the server lives.
     std::fs::create_dir_all(c.root.path().join("var/lib/rpm")).unwrap();
-    std::fs::write(
-        c.root.path().join("var/lib/rpm/Packages"),
-        vec![0x5au8; 8192],
-    )
-    .unwrap();
+    let corrupt = c.root.path().join("var/lib/rpm/Packages");
+    std::fs::write(&corrupt, vec![0x5au8; 8192]).unwrap();
+    // An hour old: a file modified moments ago that does not read is taken for one being
+    // written (503 and retry), not for a corrupt one.
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&corrupt)
+        .status()
+        .unwrap();
+    assert!(touched.success());
     let (status, v) = server.request("GET", &format!("/{}/rpms", c.id));
     assert_eq!(
         (status, v["error"]["code"].as_str()),
@@ -192,4 +197,82 @@ fn summary_parsing_agrees_with_full_parsing() {
             assert!(s.files.is_empty() && s.requires.is_empty());
         }
     }
+}
+
+/// A database rewritten while it is read gives the old or the new packages, or a 503 after
+/// retries: never garbage, never a 422 or 500.
+#[test]
+fn a_database_rewritten_during_reads_never_gives_garbage() {
+    if !privileged(&["unshare", "curl", "/bin/busybox"]) {
+        return;
+    }
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let dir = c.root.path().join("var/lib/rpm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = std::fs::read(format!("{FIXTURES}/sles12-sp4/Packages")).unwrap();
+    let b = std::fs::read(format!("{FIXTURES}/rhel8-libuuid/Packages")).unwrap();
+    std::fs::write(dir.join("Packages"), &a).unwrap();
+    let server = Server::start(&[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, path) = (stop.clone(), dir.join("Packages"));
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // In place, in pieces, as a writer that is not atomic would.
+                use std::io::Write;
+                let data = if n % 2 == 0 { &b } else { &a };
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&path)
+                    .unwrap();
+                for piece in data.chunks(64 << 10) {
+                    f.write_all(piece).unwrap();
+                }
+                drop(f);
+                n += 1;
+                // Bursts of rewrites, then quiet spells that end on either database: reads
+                // land in both.
+                if n % 11 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(60));
+                }
+            }
+            n
+        })
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..60 {
+        let (status, body) = server.get(&format!("/{}/rpms", c.id));
+        let key = match status {
+            200 => format!(
+                "200:{}",
+                serde_json::from_str::<Value>(&body)
+                    .unwrap()
+                    .as_array()
+                    .unwrap()
+                    .len()
+            ),
+            503 => {
+                assert!(body.contains("database_busy"), "{body}");
+                "503".to_string()
+            }
+            other => panic!("status {other}: {body}"),
+        };
+        *seen.entry(key).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rewrites = writer.join().unwrap();
+    for k in seen.keys() {
+        assert!(
+            ["200:108", "200:1", "503"].contains(&k.as_str()),
+            "{seen:?}"
+        );
+    }
+    assert!(rewrites > 10, "the writer ran ({rewrites} rewrites)");
+    assert!(
+        seen.keys().any(|k| k.starts_with("200")),
+        "some reads got through: {seen:?}"
+    );
+    eprintln!("answers while rewriting {rewrites} times: {seen:?}");
 }

@@ -573,9 +573,26 @@ pub fn read_dir_with(
                 });
             }
         }
+        // A file caught between a non-atomic writer's steps (truncated, half written) can
+        // look the same before and after the read: the kernel's mtime ticks coarsely. An
+        // unreadable file that changed moments ago is taken for one being written.
+        if result.as_ref().is_err_and(|e| !e.is_retryable()) && recently_modified(&before) {
+            return Err(DbError::Changed {
+                file: name,
+                what: "unreadable and modified moments ago: probably being written",
+            });
+        }
         return result;
     }
     Err(DbError::NoDatabase)
+}
+
+/// Whether a file's mtime is within the last two seconds (or in the future).
+fn recently_modified(stamp: &Stamp) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now - stamp.mtime.0 < 2
 }
 
 /// Reads the database in directory `dir` (for `--dbpath`).
