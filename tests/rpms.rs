@@ -221,7 +221,7 @@ fn a_database_rewritten_during_reads_never_gives_garbage() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 // In place, in pieces, as a writer that is not atomic would.
                 use std::io::Write;
-                let data = if n % 2 == 0 { &b } else { &a };
+                let data = if n.is_multiple_of(2) { &b } else { &a };
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .truncate(true)
@@ -234,7 +234,7 @@ fn a_database_rewritten_during_reads_never_gives_garbage() {
                 n += 1;
                 // Bursts of rewrites, then quiet spells that end on either database: reads
                 // land in both.
-                if n % 11 == 0 {
+                if n.is_multiple_of(11) {
                     std::thread::sleep(std::time::Duration::from_millis(60));
                 }
             }
