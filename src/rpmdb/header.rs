@@ -326,6 +326,28 @@ impl<'a> Header<'a> {
 
 /// Validates the index of `blob` the way rpm's `headerImport` does and returns its entries.
 fn index(blob: &[u8]) -> Result<Header<'_>, HeaderError> {
+    index_with(blob, None)
+}
+
+/// The tags a listing reads (see [`parse_summary`]).
+const SUMMARY_TAGS: [u32; 11] = [
+    TAG_NAME,
+    TAG_VERSION,
+    TAG_RELEASE,
+    TAG_EPOCH,
+    TAG_ARCH,
+    TAG_INSTALLTIME,
+    TAG_SIZE,
+    TAG_LONGSIZE,
+    TAG_SUMMARY,
+    TAG_LICENSE,
+    TAG_VENDOR,
+];
+
+/// `index`, where `only`, when given, lists the tags whose string data is measured: the
+/// string arrays of other tags (file names, most of a database) are checked for bounds,
+/// alignment and order but not scanned, and come back empty. Nothing is read from them.
+fn index_with<'a>(blob: &'a [u8], only: Option<&[u32]>) -> Result<Header<'a>, HeaderError> {
     if blob.len() < 8 {
         return Err(HeaderError::Length {
             have: blob.len(),
@@ -422,8 +444,14 @@ fn index(blob: &[u8]) -> Result<Header<'_>, HeaderError> {
         if off > dl {
             return Err(bad("offset past data"));
         }
-        let len = data_length(ty, count, &data[off..]).ok_or_else(|| bad("data does not fit"))?;
-        if len == 0 {
+        let skip = matches!(ty, TYPE_STRING_ARRAY | TYPE_I18NSTRING)
+            && only.is_some_and(|t| !t.contains(&tag));
+        let len = if skip {
+            0
+        } else {
+            data_length(ty, count, &data[off..]).ok_or_else(|| bad("data does not fit"))?
+        };
+        if len == 0 && !skip {
             return Err(bad("empty data"));
         }
         end = off + len;
@@ -454,10 +482,11 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     Ok(p)
 }
 
-/// Like [`parse`] without description, dependencies and files: what a listing shows. The
-/// whole blob is still checked (`index` validates every entry).
+/// Like [`parse`] without description, dependencies and files: what a listing shows. Every
+/// entry is checked for bounds, alignment and order as rpm does; string arrays it does not
+/// read are not scanned for their terminators (a full parse does that).
 pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
-    summary(&index(blob)?, instance)
+    summary(&index_with(blob, Some(&SUMMARY_TAGS))?, instance)
 }
 
 fn summary(h: &Header<'_>, instance: u32) -> Result<Package, HeaderError> {
