@@ -25,7 +25,6 @@ enum Command {
 fn main() {
     // Before any thread exists: signals are read synchronously (see init.rs).
     sidecar::init::block_signals();
-    sidecar::sys::disable_transparent_huge_pages();
     let args: Args = argh::from_env();
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();

@@ -223,12 +223,3 @@ pub fn default_sigpipe() {
     }
 }
 
-/// `prctl(PR_SET_THP_DISABLE)`: no transparent huge pages for us. The allocator's arenas
-/// otherwise fault in 2 MiB at a time, and the kernel clears each whole huge page: a fifth of
-/// a package listing's time went there, for a process whose working set is a few MiB.
-pub fn disable_transparent_huge_pages() {
-    // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integer arguments and no pointers.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
-}
