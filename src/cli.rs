@@ -291,7 +291,7 @@ pub fn serve(a: Serve) -> CliResult {
         let s = Arc::clone(&server);
         threads.push(std::thread::spawn(move || s.serve(l)));
     }
-    let sig = init::wait_for_stop(|| {});
+    let sig = init::wait_for_stop(init::reap_orphans);
     server.stopping.store(true, Ordering::SeqCst);
     let start = Instant::now();
     for t in threads {

@@ -64,9 +64,47 @@ pub fn run_as_pid1() -> ! {
     }
 }
 
-/// Not PID 1: become the subreaper of what we start, so orphans of our helpers come to us.
+/// Not PID 1: become the subreaper of what we start, so orphans of our helpers come to us
+/// (and are reaped by `reap_orphans`, not left as zombies).
 pub fn become_subreaper() {
     let _ = crate::sys::set_child_subreaper();
+}
+
+/// The children that some thread spawned and will wait for itself: the orphan reaper must
+/// not take their exit status. Held while spawning, so a child that exits at once is
+/// registered before the reaper can look at it.
+static OWNED: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn owned() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u32>> {
+    OWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Spawns `cmd` as a child its caller will wait for (every spawn in the server goes here).
+pub fn spawn(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut owned = owned();
+    let child = cmd.spawn()?;
+    owned.insert(child.id());
+    Ok(child)
+}
+
+/// Waits for a child from `spawn` and forgets it.
+pub fn wait(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    let status = child.wait();
+    owned().remove(&child.id());
+    status
+}
+
+/// Reaps exited children nobody waits for (orphans re-parented to us as subreaper). Stops
+/// at the first exited child that has an owner: it will be reaped by its owner shortly.
+pub fn reap_orphans() {
+    let owned = owned();
+    while let Some(pid) = crate::sys::peek_exited_child() {
+        if owned.contains(&pid) {
+            break;
+        }
+        crate::sys::reap(pid);
+    }
 }
 
 /// Waits until SIGTERM or SIGINT arrives (the caller blocked them before starting threads).

@@ -223,3 +223,29 @@ pub fn default_sigpipe() {
     }
 }
 
+/// The PID of a child that has exited and is waiting to be reaped, without reaping it
+/// (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`), so that its owner can still wait for it.
+pub fn peek_exited_child() -> Option<u32> {
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t on our stack; with WNOHANG
+    // and no child exited it leaves si_pid 0, which we read back through the libc accessor.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        let pid = info.si_pid();
+        (rc == 0 && pid > 0).then_some(pid as u32)
+    }
+}
+
+/// Reaps child `pid` if it has exited (`waitpid(pid, WNOHANG)`).
+pub fn reap(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into our local int.
+    unsafe {
+        libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG);
+    }
+}
