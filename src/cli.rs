@@ -417,3 +417,48 @@ fn print_package(p: &serde_json::Value) {
     }
     println!();
 }
+
+/// list a container's sockets, like ss -tuanp
+#[derive(FromArgs)]
+#[argh(subcommand, name = "sockets")]
+pub struct Sockets {
+    /// container: ID, unique prefix, hostname, pid:N or host
+    #[argh(positional)]
+    pub container: String,
+    /// print the API's JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub fn sockets(a: Sockets) -> CliResult {
+    let (all, i) = find(&a.container)?;
+    let list = crate::sockets::list(&all[i])
+        .map_err(|e| format!("cannot read the sockets of {}: {e}", all[i].id))?;
+    if a.json {
+        print_json(&list);
+        return Ok(0);
+    }
+    let rows = list
+        .iter()
+        .map(|s| {
+            let owners: Vec<String> = s
+                .processes
+                .iter()
+                .map(|o| format!("{}/{}", o.pid, o.comm))
+                .collect();
+            vec![
+                s.protocol.to_string(),
+                s.kind.unwrap_or("").to_string(),
+                s.state.to_string(),
+                s.local.clone().unwrap_or_else(|| "*".into()),
+                s.remote.clone().unwrap_or_else(|| "*".into()),
+                owners.join(","),
+            ]
+        })
+        .collect();
+    table(
+        &["PROTO", "TYPE", "STATE", "LOCAL", "PEER", "PROCESSES"],
+        rows,
+    );
+    Ok(0)
+}

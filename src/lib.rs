@@ -12,4 +12,5 @@ pub mod processes;
 pub mod procfs;
 pub mod rootfs;
 pub mod rpmdb;
+pub mod sockets;
 pub mod sys;

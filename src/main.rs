@@ -20,6 +20,7 @@ enum Command {
     Kill(cli::Kill),
     Version(cli::Version),
     Rpms(cli::Rpms),
+    Sockets(cli::Sockets),
 }
 
 fn main() {
@@ -36,6 +37,7 @@ fn main() {
         Command::Kill(a) => cli::kill(a),
         Command::Version(a) => cli::version(a),
         Command::Rpms(a) => cli::rpms(a),
+        Command::Sockets(a) => cli::sockets(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

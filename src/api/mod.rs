@@ -148,7 +148,7 @@ impl App {
                 let all = discover()?;
                 let c = containers::lookup(&all, c)?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
-                let mut resources = vec!["process"];
+                let mut resources = vec!["process", "sockets"];
                 if root(c).is_ok_and(|r| packages::has_database(&r)) {
                     resources.push("rpms");
                 }
@@ -205,6 +205,19 @@ impl App {
                     .map(packages::detail)
                     .collect();
                 Ok(Response::json(200, &Value::Array(list)))
+            }
+            [c, "sockets"] => {
+                only(method, "GET")?;
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let list = crate::sockets::list(c).map_err(|e| {
+                    ApiError::new(
+                        404,
+                        "container_not_found",
+                        format!("cannot read the sockets of {}: {e}", c.id),
+                    )
+                })?;
+                Ok(Response::json(200, &json!(list)))
             }
             _ => Err(ApiError::new(
                 404,

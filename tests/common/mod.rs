@@ -280,6 +280,14 @@ impl FakeContainer {
         panic!("no PID {ns_pid} in container {}", self.id)
     }
 
+    /// Moves a host process into the container's cgroups: the sidecar then counts it as one
+    /// of the container's (used for programs the busybox root does not have).
+    pub fn adopt(&self, pid: u32) {
+        for cg in &self.cgroups {
+            std::fs::write(cg.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+
     /// Host PIDs of the container's processes whose command line contains `needle`.
     pub fn find(&self, needle: &str) -> Vec<u32> {
         self.pids()
