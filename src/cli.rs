@@ -272,6 +272,7 @@ pub fn serve(a: Serve) -> CliResult {
     let app = Arc::new(App {
         auth,
         read_only: a.read_only,
+        max_upload: a.max_upload,
     });
     let limits = Limits {
         max_head: a.max_head,
@@ -461,4 +462,94 @@ pub fn sockets(a: Sockets) -> CliResult {
         rows,
     );
     Ok(0)
+}
+
+/// copy a file out of or into a container: cp <c>:<path> <local>, cp <local> <c>:<path>
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cp")]
+pub struct Cp {
+    /// source: <container>:<path> (pid:N:<path>) or a local file (/dev/stdin works)
+    #[argh(positional)]
+    pub from: String,
+    /// destination: <container>:<path> (pid:N:<path>) or a local file (/dev/stdout works)
+    #[argh(positional)]
+    pub to: String,
+    /// mode of a file written into a container, octal (default: the local file's, or 0644)
+    #[argh(option)]
+    pub mode: Option<String>,
+    /// owner uid of a file written into a container (default 0)
+    #[argh(option, default = "0")]
+    pub uid: u32,
+    /// owner gid of a file written into a container (default 0)
+    #[argh(option, default = "0")]
+    pub gid: u32,
+    /// create missing parent directories in the container
+    #[argh(switch)]
+    pub parents: bool,
+}
+
+/// `<container>:<path>` (or `pid:N:<path>`) → (container, path); `None` for a local path.
+fn container_path(arg: &str) -> Option<(String, String)> {
+    if let Some(rest) = arg.strip_prefix("pid:") {
+        let (n, path) = rest.split_once(':')?;
+        return Some((format!("pid:{n}"), path.to_string()));
+    }
+    let (c, path) = arg.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then(|| (c.to_string(), path.to_string()))
+}
+
+pub fn cp(a: Cp) -> CliResult {
+    use std::io::Write;
+    let root_of = |c: &str| -> Result<(crate::rootfs::Root, String), String> {
+        let (all, i) = find(c)?;
+        let root = crate::rootfs::Root::of_pid(all[i].root_pid)
+            .map_err(|e| format!("container {}: {e}", all[i].id))?;
+        Ok((root, all[i].id.clone()))
+    };
+    match (container_path(&a.from), container_path(&a.to)) {
+        (Some((c, path)), None) => {
+            let (root, _) = root_of(&c)?;
+            let mut file = match crate::files::read(&root, &path).map_err(|e| e.to_string())? {
+                crate::files::Found::File(f, _) => f,
+                crate::files::Found::Dir(_) => {
+                    return Err(format!("{path} is a directory: cp copies files"))
+                }
+            };
+            let mut out = std::fs::File::create(&a.to).map_err(|e| format!("{}: {e}", a.to))?;
+            std::io::copy(&mut file, &mut out).map_err(|e| format!("{}: {e}", a.to))?;
+            out.flush().map_err(|e| format!("{}: {e}", a.to))?;
+            Ok(0)
+        }
+        (None, Some((c, path))) => {
+            let (root, id) = root_of(&c)?;
+            let (mut input, local_mode): (Box<dyn std::io::Read>, Option<u32>) = if a.from == "-" {
+                (Box::new(std::io::stdin().lock()), None)
+            } else {
+                let f = std::fs::File::open(&a.from).map_err(|e| format!("{}: {e}", a.from))?;
+                let mode = f
+                    .metadata()
+                    .ok()
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+                (Box::new(f), mode)
+            };
+            let mode = match &a.mode {
+                Some(m) => u32::from_str_radix(m, 8)
+                    .map_err(|_| format!("--mode {m}: not an octal mode"))?,
+                None => local_mode.unwrap_or(0o644),
+            };
+            let opts = crate::files::WriteOptions {
+                mode,
+                uid: a.uid,
+                gid: a.gid,
+                parents: a.parents,
+            };
+            let w = crate::files::write(&root, &path, &mut input, u64::MAX, &opts)
+                .map_err(|e| e.to_string())?;
+            if w.in_place {
+                eprintln!("sidecar: {path} in {id} is a bind mount: it was overwritten in place");
+            }
+            Ok(0)
+        }
+        _ => Err("cp: exactly one side must be <container>:<path> (or pid:N:<path>)".into()),
+    }
 }

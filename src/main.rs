@@ -21,6 +21,7 @@ enum Command {
     Version(cli::Version),
     Rpms(cli::Rpms),
     Sockets(cli::Sockets),
+    Cp(cli::Cp),
 }
 
 fn main() {
@@ -38,6 +39,7 @@ fn main() {
         Command::Version(a) => cli::version(a),
         Command::Rpms(a) => cli::rpms(a),
         Command::Sockets(a) => cli::sockets(a),
+        Command::Cp(a) => cli::cp(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -13,7 +13,7 @@ use crate::auth::{Auth, Verdict};
 use crate::containers::{self, Container, LookupError};
 use crate::rootfs::Root;
 use crate::rpmdb::Detail;
-use crate::{packages, processes};
+use crate::{files, packages, processes};
 use http::{Request, Response};
 
 /// A failed request: status, stable code, message for people.
@@ -56,6 +56,31 @@ impl From<packages::Error> for ApiError {
     }
 }
 
+impl From<files::Error> for ApiError {
+    fn from(e: files::Error) -> ApiError {
+        use files::Error as E;
+        let (status, code) = match &e {
+            E::NotFound(_) => (404, "file_not_found"),
+            E::Refused(..) => (403, "path_refused"),
+            E::BadPath(..) => (400, "bad_path"),
+            E::NotRegular(..) => (422, "not_a_regular_file"),
+            E::Upload(_, io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                (413, "payload_too_large")
+            }
+            E::Upload(..) => (400, "upload_failed"),
+            E::Io(_, io) => match io.raw_os_error() {
+                Some(libc::EACCES) | Some(libc::EPERM) => (403, "permission_denied"),
+                Some(libc::EROFS) => (409, "read_only_filesystem"),
+                Some(libc::EISDIR) | Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {
+                    (409, "conflict")
+                }
+                _ => (500, "io_error"),
+            },
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<processes::Error> for ApiError {
     fn from(e: processes::Error) -> ApiError {
         let (status, code) = match &e {
@@ -72,6 +97,8 @@ impl From<processes::Error> for ApiError {
 pub struct App {
     pub auth: Option<Auth>,
     pub read_only: bool,
+    /// The largest body a route may store (`--max-upload`).
+    pub max_upload: u64,
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -148,7 +175,7 @@ impl App {
                 let all = discover()?;
                 let c = containers::lookup(&all, c)?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
-                let mut resources = vec!["process", "sockets"];
+                let mut resources = vec!["process", "files", "sockets"];
                 if root(c).is_ok_and(|r| packages::has_database(&r)) {
                     resources.push("rpms");
                 }
@@ -206,6 +233,47 @@ impl App {
                     .collect();
                 Ok(Response::json(200, &Value::Array(list)))
             }
+            [c, "files", rest @ ..] => {
+                let path = format!("/{}", rest.join("/"));
+                let all = discover()?;
+                let c = containers::lookup(&all, c)?;
+                let root = root(c)?;
+                match method {
+                    "GET" | "HEAD" => match files::read(&root, &path)? {
+                        files::Found::File(f, len) => Ok(Response {
+                            status: 200,
+                            headers: vec![(
+                                "Content-Type".into(),
+                                "application/octet-stream".into(),
+                            )],
+                            body: http::Body::Stream(Box::new(f), len),
+                            user: None,
+                            change: None,
+                        }),
+                        files::Found::Dir(entries) => Ok(Response::json(200, &json!(entries))),
+                    },
+                    "PUT" => {
+                        self.writable()?;
+                        let opts = write_options(req)?;
+                        let written = files::write(&root, &path, req.body, self.max_upload, &opts)?;
+                        let mut r =
+                            Response::json(200, &json!({"status": "written", "file": written}));
+                        r.change = Some(
+                            json!({"container": c.id, "wrote": path, "size": written.size, "in_place": written.in_place}),
+                        );
+                        Ok(r)
+                    }
+                    "DELETE" => {
+                        self.writable()?;
+                        files::remove(&root, &path)?;
+                        let mut r =
+                            Response::json(200, &json!({"status": "removed", "path": path}));
+                        r.change = Some(json!({"container": c.id, "removed": path}));
+                        Ok(r)
+                    }
+                    _ => Err(method_not_allowed("GET, PUT, DELETE")),
+                }
+            }
             [c, "sockets"] => {
                 only(method, "GET")?;
                 let all = discover()?;
@@ -242,6 +310,28 @@ impl App {
 fn discover() -> Result<Vec<Container>> {
     containers::discover()
         .map_err(|e| ApiError::new(500, "io_error", format!("cannot list /proc: {e}")))
+}
+
+/// `?mode=0644&uid=0&gid=0&parents=1` of a file upload.
+fn write_options(req: &Request) -> Result<files::WriteOptions> {
+    let bad =
+        |what: &str, v: &str| ApiError::new(400, "bad_request", format!("invalid {what} '{v}'"));
+    let num = |name: &str, radix: u32, default: u32| -> Result<u32> {
+        match req.query(name) {
+            None | Some("") => Ok(default),
+            Some(v) => u32::from_str_radix(v, radix).map_err(|_| bad(name, v)),
+        }
+    };
+    let mode = num("mode", 8, 0o644)?;
+    if mode > 0o7777 {
+        return Err(bad("mode", req.query("mode").unwrap_or("")));
+    }
+    Ok(files::WriteOptions {
+        mode,
+        uid: num("uid", 10, 0)?,
+        gid: num("gid", 10, 0)?,
+        parents: matches!(req.query("parents"), Some("1" | "true" | "yes")),
+    })
 }
 
 /// The container's root, or why it cannot be opened.
