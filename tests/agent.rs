@@ -567,22 +567,73 @@ fn healthz_answers_while_every_worker_is_busy() {
     if !privileged(&["curl"]) {
         return;
     }
-    let server = Server::start(&["--workers", "1", "--request-timeout", "5"]);
-    // Six concurrent listings against one worker: some may get 503, healthz never does.
-    let mut handles = Vec::new();
-    for _ in 0..6 {
-        let url = format!("{}/", server.url);
-        handles.push(std::thread::spawn(move || {
-            curl(&["--digest", "--user", &format!("{USER}:{PASSWORD}"), &url]).0
-        }));
+    let server = Server::start(&["--workers", "1", "--request-timeout", "20"]);
+    // Hold the only worker: an upload whose body arrives only when we say so.
+    let name = format!("/tmp/sidecar-busy-{}", &random_id()[..12]);
+    let mut upload = KillOnDrop(
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--digest",
+                "--user",
+                &format!("{USER}:{PASSWORD}"),
+                "-T",
+                "-",
+            ])
+            .arg(format!("{}/host/files{name}", server.url))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = upload.0.stdin.take().unwrap();
+    stdin.write_all(b"first part\n").unwrap();
+    stdin.flush().unwrap();
+    let busy = || {
+        curl(&[
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("{}/version", server.url),
+        ])
+        .0
+    };
+    wait_until("the worker to be taken", Duration::from_secs(10), || {
+        busy() == 503
+    });
+    for _ in 0..10 {
+        assert_eq!(curl(&[&format!("{}/healthz", server.url)]).0, 200);
     }
-    let mut healthz = Vec::new();
-    for _ in 0..20 {
-        healthz.push(curl(&[&format!("{}/healthz", server.url)]).0);
-    }
-    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(healthz.iter().all(|&c| c == 200), "{healthz:?}");
-    assert!(codes.iter().all(|&c| c == 200 || c == 503), "{codes:?}");
+    let (status, body) = curl(&[
+        "--digest",
+        "--user",
+        &format!("{USER}:{PASSWORD}"),
+        &format!("{}/", server.url),
+    ]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"busy\""), "{body}");
+    // Let the upload finish: the worker is free again.
+    stdin.write_all(b"second part\n").unwrap();
+    drop(stdin);
+    let mut code = String::new();
+    upload
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut code)
+        .unwrap();
+    assert_eq!(code, "200");
+    assert_eq!(
+        std::fs::read_to_string(&name).unwrap(),
+        "first part\nsecond part\n"
+    );
+    std::fs::remove_file(&name).unwrap();
+    assert_eq!(busy(), 200);
 }
 
 #[test]
