@@ -151,29 +151,45 @@ impl App {
     }
 
     fn route(&self, req: &mut Request) -> Result<Response> {
-        let segs: Vec<&str> = req.path.split('/').skip(1).collect();
-        let method = req.method.as_str();
-        let segs: Vec<&str> = if segs.last() == Some(&"") && segs.len() > 1 {
-            segs[..segs.len() - 1].to_vec()
-        } else {
-            segs
-        };
+        let path = req.path.clone();
+        let mut segs: Vec<&str> = path.split('/').skip(1).collect();
+        if segs.len() > 1 && segs.last() == Some(&"") {
+            segs.pop(); // a trailing slash
+        }
+        let method = req.method.clone();
         match segs.as_slice() {
             [""] => {
-                only(method, "GET")?;
+                only(&method, "GET")?;
+                let all = discover()?;
                 Ok(Response::json(
                     200,
-                    &serde_json::to_value(discover()?).unwrap_or_default(),
+                    &serde_json::to_value(all).unwrap_or_default(),
                 ))
             }
             ["version"] => {
-                only(method, "GET")?;
+                only(&method, "GET")?;
                 Ok(Response::json(200, &version_json()))
             }
-            [c] => {
-                only(method, "GET")?;
+            [name, rest @ ..] => {
                 let all = discover()?;
-                let c = containers::lookup(&all, c)?;
+                let c = containers::lookup(&all, name)?;
+                self.container_route(req, &method, c, rest)
+            }
+            [] => Err(not_found(&path)),
+        }
+    }
+
+    /// Routes under `/<container>/`.
+    fn container_route(
+        &self,
+        req: &mut Request,
+        method: &str,
+        c: &Container,
+        rest: &[&str],
+    ) -> Result<Response> {
+        match rest {
+            [] => {
+                only(method, "GET")?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
                 let mut resources = vec!["process", "files", "sockets"];
                 if root(c).is_ok_and(|r| packages::has_database(&r)) {
@@ -182,18 +198,14 @@ impl App {
                 v["resources"] = json!(resources);
                 Ok(Response::json(200, &v))
             }
-            [c, "process" | "processes"] => {
+            ["process" | "processes"] => {
                 only(method, "GET")?;
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
                 Ok(Response::json(200, &json!(processes::list(c))))
             }
-            [c, "process" | "processes", pid] => {
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
+            ["process" | "processes", pid] => {
                 let pid = parse_pid(pid, c)?;
                 match method {
-                    "GET" => Ok(Response::json(200, &json!(processes::detail(c, pid)?))),
+                    "GET" | "HEAD" => Ok(Response::json(200, &json!(processes::detail(c, pid)?))),
                     "DELETE" => {
                         self.writable()?;
                         let (num, name) =
@@ -210,10 +222,8 @@ impl App {
                     _ => Err(method_not_allowed("GET, DELETE")),
                 }
             }
-            [c, "rpms"] => {
+            ["rpms"] => {
                 only(method, "GET")?;
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
                 let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
                 let list: Vec<Value> = db
                     .packages
@@ -222,10 +232,8 @@ impl App {
                     .collect();
                 Ok(Response::json(200, &Value::Array(list)))
             }
-            [c, "rpms", name] => {
+            ["rpms", name] => {
                 only(method, "GET")?;
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
                 let db = packages::read_container(&root(c)?, &c.id, Detail::Full)?;
                 let list: Vec<Value> = packages::by_name(&db, name)?
                     .into_iter()
@@ -233,51 +241,9 @@ impl App {
                     .collect();
                 Ok(Response::json(200, &Value::Array(list)))
             }
-            [c, "files", rest @ ..] => {
-                let path = format!("/{}", rest.join("/"));
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
-                let root = root(c)?;
-                match method {
-                    "GET" | "HEAD" => match files::read(&root, &path)? {
-                        files::Found::File(f, len) => Ok(Response {
-                            status: 200,
-                            headers: vec![(
-                                "Content-Type".into(),
-                                "application/octet-stream".into(),
-                            )],
-                            body: http::Body::Stream(Box::new(f), len),
-                            user: None,
-                            change: None,
-                        }),
-                        files::Found::Dir(entries) => Ok(Response::json(200, &json!(entries))),
-                    },
-                    "PUT" => {
-                        self.writable()?;
-                        let opts = write_options(req)?;
-                        let written = files::write(&root, &path, req.body, self.max_upload, &opts)?;
-                        let mut r =
-                            Response::json(200, &json!({"status": "written", "file": written}));
-                        r.change = Some(
-                            json!({"container": c.id, "wrote": path, "size": written.size, "in_place": written.in_place}),
-                        );
-                        Ok(r)
-                    }
-                    "DELETE" => {
-                        self.writable()?;
-                        files::remove(&root, &path)?;
-                        let mut r =
-                            Response::json(200, &json!({"status": "removed", "path": path}));
-                        r.change = Some(json!({"container": c.id, "removed": path}));
-                        Ok(r)
-                    }
-                    _ => Err(method_not_allowed("GET, PUT, DELETE")),
-                }
-            }
-            [c, "sockets"] => {
+            ["files", rest @ ..] => self.files(req, method, c, &format!("/{}", rest.join("/"))),
+            ["sockets"] => {
                 only(method, "GET")?;
-                let all = discover()?;
-                let c = containers::lookup(&all, c)?;
                 let list = crate::sockets::list(c).map_err(|e| {
                     ApiError::new(
                         404,
@@ -287,11 +253,47 @@ impl App {
                 })?;
                 Ok(Response::json(200, &json!(list)))
             }
-            _ => Err(ApiError::new(
-                404,
-                "not_found",
-                format!("no such route: {} (see the README's API table)", req.path),
-            )),
+            _ => Err(not_found(&req.path)),
+        }
+    }
+
+    fn files(
+        &self,
+        req: &mut Request,
+        method: &str,
+        c: &Container,
+        path: &str,
+    ) -> Result<Response> {
+        let root = root(c)?;
+        match method {
+            "GET" | "HEAD" => match files::read(&root, path)? {
+                files::Found::File(f, len) => Ok(Response {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                    body: http::Body::Stream(Box::new(f), len),
+                    user: None,
+                    change: None,
+                }),
+                files::Found::Dir(entries) => Ok(Response::json(200, &json!(entries))),
+            },
+            "PUT" => {
+                self.writable()?;
+                let opts = write_options(req)?;
+                let written = files::write(&root, path, req.body, self.max_upload, &opts)?;
+                let mut r = Response::json(200, &json!({"status": "written", "file": written}));
+                r.change = Some(
+                    json!({"container": c.id, "wrote": path, "size": written.size, "in_place": written.in_place}),
+                );
+                Ok(r)
+            }
+            "DELETE" => {
+                self.writable()?;
+                files::remove(&root, path)?;
+                let mut r = Response::json(200, &json!({"status": "removed", "path": path}));
+                r.change = Some(json!({"container": c.id, "removed": path}));
+                Ok(r)
+            }
+            _ => Err(method_not_allowed("GET, PUT, DELETE")),
         }
     }
 
@@ -305,6 +307,14 @@ impl App {
         }
         Ok(())
     }
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "not_found",
+        format!("no such route: {path} (see the README's API table)"),
+    )
 }
 
 fn discover() -> Result<Vec<Container>> {
