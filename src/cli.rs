@@ -553,3 +553,111 @@ pub fn cp(a: Cp) -> CliResult {
         _ => Err("cp: exactly one side must be <container>:<path> (or pid:N:<path>)".into()),
     }
 }
+
+/// run a program inside a container, like nsenter --all --root
+#[derive(FromArgs)]
+#[argh(
+    subcommand,
+    name = "exec",
+    example = "sidecar exec 3f2a -- cat /etc/os-release\nsidecar exec pid:4242 --user nobody --env LANG=C -- sh -c 'id; ls /'",
+    note = "The program gets the environment of the container's first process, joins its cgroups and is limited to its capabilities, as podman exec does. Exit status: the program's (128+N for signal N), 126 not executable, 127 not found, 125 an error of the sidecar."
+)]
+pub struct Exec {
+    /// container: ID, unique prefix, hostname, pid:N or host
+    #[argh(positional)]
+    pub container: String,
+    /// the program and its arguments (after --)
+    #[argh(positional, greedy)]
+    pub argv: Vec<String>,
+    /// user: name, uid, name:group or uid:gid (default root)
+    #[argh(option, short = 'u')]
+    pub user: Option<String>,
+    /// working directory in the container (default: the container process's)
+    #[argh(option, short = 'w')]
+    pub cwd: Option<String>,
+    /// KEY=VALUE set on top of the container's environment (repeatable)
+    #[argh(option, short = 'e')]
+    pub env: Vec<String>,
+    /// namespaces to join, comma-separated: mnt,uts,ipc,net,pid,cgroup,user (default: every one that differs from ours)
+    #[argh(option)]
+    pub ns: Option<String>,
+    /// seconds before the program is killed (default: none)
+    #[argh(option)]
+    pub timeout: Option<f64>,
+    /// keep the sidecar's capabilities instead of the container's
+    #[argh(switch)]
+    pub privileged: bool,
+    /// join through /proc/<pid>/ns/* one at a time (kernels before 5.8)
+    #[argh(switch)]
+    pub setns_files: bool,
+}
+
+/// The process that stands for `c` when entering it, and its start time as discovery saw it.
+pub fn entry_point(c: &Container) -> (u32, u64) {
+    let start = c
+        .pids
+        .iter()
+        .position(|&p| p == c.root_pid)
+        .and_then(|i| c.stats.get(i))
+        .map(|s| s.starttime)
+        .or_else(|| crate::procfs::stat(c.root_pid).ok().map(|s| s.starttime))
+        .unwrap_or(0);
+    (c.root_pid, start)
+}
+
+/// `--ns mnt,net` as a list.
+pub fn ns_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+pub fn exec(a: Exec) -> CliResult {
+    if a.argv.is_empty() {
+        return Err("no program given: sidecar exec <container> -- PROGRAM [ARGS...]".into());
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for kv in &a.env {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("--env {kv}: expected KEY=VALUE"))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    let (all, i) = find(&a.container)?;
+    let (pid, starttime) = entry_point(&all[i]);
+    let req = crate::enter::Request {
+        container: all[i].id.clone(),
+        pid,
+        starttime,
+        argv: a.argv,
+        env,
+        cwd: a.cwd,
+        user: a.user,
+        ns: a.ns.as_deref().map(ns_list),
+        timeout_s: a.timeout,
+        privileged: a.privileged,
+        setns_files: a.setns_files,
+        stdin: None,
+    };
+    drop(all);
+    match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
+        Ok(done) => {
+            for n in &done.notes {
+                eprintln!("sidecar: note: {n}");
+            }
+            if done.timed_out {
+                eprintln!(
+                    "sidecar: timed out after {} s: the program was killed",
+                    req.timeout_s.unwrap_or(0.0)
+                );
+            }
+            Ok(done.status)
+        }
+        Err(e) => {
+            eprintln!("sidecar: {e}");
+            Ok(e.exit_status())
+        }
+    }
+}

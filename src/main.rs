@@ -22,11 +22,17 @@ enum Command {
     Rpms(cli::Rpms),
     Sockets(cli::Sockets),
     Cp(cli::Cp),
+    Exec(cli::Exec),
 }
 
 fn main() {
     // Before any thread exists: signals are read synchronously (see init.rs).
     sidecar::init::block_signals();
+    // The server's internal helper role: not a command for people, so not in --help.
+    if std::env::args().nth(1).as_deref() == Some("enter") {
+        sidecar::sys::default_sigpipe();
+        std::process::exit(sidecar::enter::helper_main());
+    }
     let args: Args = argh::from_env();
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
@@ -40,6 +46,7 @@ fn main() {
         Command::Rpms(a) => cli::rpms(a),
         Command::Sockets(a) => cli::sockets(a),
         Command::Cp(a) => cli::cp(a),
+        Command::Exec(a) => cli::exec(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

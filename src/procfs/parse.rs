@@ -210,6 +210,167 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The capability sets of `/proc/<pid>/status` (`CapInh`, `CapPrm`, `CapEff`, `CapBnd`,
+/// `CapAmb`), as 64-bit masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Caps {
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+}
+
+/// Reads the capability masks of a `status` file; `None` when one of the four that every
+/// kernel we support shows is missing (`CapAmb` arrived in 4.3 and defaults to 0).
+pub fn parse_caps(status: &str) -> Option<Caps> {
+    let hex = |key: &str| u64::from_str_radix(status_field(status, key)?, 16).ok();
+    Some(Caps {
+        inheritable: hex("CapInh")?,
+        permitted: hex("CapPrm")?,
+        effective: hex("CapEff")?,
+        bounding: hex("CapBnd")?,
+        ambient: hex("CapAmb").unwrap_or(0),
+    })
+}
+
+/// A cgroup file system mounted in our mount namespace, from `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// The cgroup (path inside the hierarchy) mounted there: `/` unless we are inside a
+    /// cgroup namespace or the hierarchy was bind-mounted from below its root.
+    pub root: String,
+    pub mount_point: String,
+    /// `true` for the unified hierarchy (`cgroup2`).
+    pub v2: bool,
+    /// The super options of a v1 mount: its controllers and `name=...`.
+    pub options: Vec<String>,
+}
+
+/// The cgroup mounts of a `mountinfo` file. Fields: ID, parent, major:minor, root, mount
+/// point, options, optional fields up to `-`, then fstype, source, super options. Paths use
+/// octal escapes for spaces and the like (`\040`).
+pub fn parse_cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            let mut right = right.split(' ');
+            let fstype = right.next()?;
+            let _source = right.next()?;
+            let options = right.next().unwrap_or("");
+            let v2 = match fstype {
+                "cgroup2" => true,
+                "cgroup" => false,
+                _ => return None,
+            };
+            Some(CgroupMount {
+                root: unescape_mount_path(left.get(3)?),
+                mount_point: unescape_mount_path(left.get(4)?),
+                v2,
+                options: options.split(',').map(str::to_string).collect(),
+            })
+        })
+        .collect()
+}
+
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8) + (c - b'0')),
+                );
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where the cgroup of `line` (a line of a process's `/proc/<pid>/cgroup`) is in our file
+/// system: the directory whose `cgroup.procs` moves a process into it. `None` when no mount
+/// shows that hierarchy, or the cgroup is outside what our mount shows (`/..` paths, seen
+/// from inside a cgroup namespace, or a path outside the mount's root).
+pub fn cgroup_dir(line: &CgroupLine, mounts: &[CgroupMount]) -> Option<String> {
+    let mount = mounts.iter().find(|m| {
+        if line.hierarchy == 0 && line.controllers.is_empty() {
+            m.v2
+        } else {
+            !m.v2
+                && !line.controllers.is_empty()
+                && line
+                    .controllers
+                    .split(',')
+                    .all(|c| m.options.iter().any(|o| o == c))
+        }
+    })?;
+    if line.path.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let rel = if mount.root == "/" {
+        line.path.as_str()
+    } else {
+        let rest = line.path.strip_prefix(mount.root.as_str())?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        rest
+    };
+    Some(
+        format!(
+            "{}/{}",
+            mount.mount_point.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        )
+        .trim_end_matches('/')
+        .to_string(),
+    )
+}
+
+/// One entry of `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+/// Parses `/etc/group`, skipping comments, blank and malformed lines.
+pub fn parse_group(s: &str) -> Vec<GroupEntry> {
+    s.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('+') && !l.starts_with('-'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 4 || f[0].is_empty() {
+                return None;
+            }
+            Some(GroupEntry {
+                name: f[0].to_string(),
+                gid: f[2].parse().ok()?,
+                members: f[3]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +480,78 @@ mod tests {
         assert_eq!(format_utc(1_581_451_430), "2020-02-11T20:03:50");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00");
         assert_eq!(format_utc(-1), "1969-12-31T23:59:59");
+    }
+
+    #[test]
+    fn capability_masks_of_status() {
+        let c = parse_caps(&fixture("status")).unwrap();
+        assert_eq!(c.inheritable, 0);
+        assert_eq!(c.permitted, 0xa80425fb);
+        assert_eq!(c.effective, 0xa80425fb);
+        assert_eq!(c.bounding, 0xa80425fb);
+        assert_eq!(c.ambient, 0);
+        assert_eq!(parse_caps("CapInh:\t0\nCapPrm:\tzz\n"), None);
+        assert_eq!(parse_caps(""), None);
+    }
+
+    #[test]
+    fn cgroup_mounts_and_where_a_cgroup_lives() {
+        let host = parse_cgroup_mounts(&fixture("mountinfo-cgroup"));
+        assert_eq!(host.len(), 10, "the tmpfs above them is not a cgroup mount");
+        let systemd = host
+            .iter()
+            .find(|m| m.mount_point.ends_with("systemd"))
+            .unwrap();
+        assert!(systemd.options.contains(&"name=systemd".to_string()));
+        assert!(host
+            .iter()
+            .any(|m| m.v2 && m.mount_point == "/sys/fs/cgroup/unified"));
+        let line = |h, c: &str, p: &str| CgroupLine {
+            hierarchy: h,
+            controllers: c.into(),
+            path: p.into(),
+        };
+        let id = "libpod_parent/libpod-abc";
+        assert_eq!(
+            cgroup_dir(&line(8, "pids", &format!("/{id}")), &host).as_deref(),
+            Some(format!("/sys/fs/cgroup/pids/{id}").as_str())
+        );
+        assert_eq!(
+            cgroup_dir(&line(9, "name=systemd", "/"), &host).as_deref(),
+            Some("/sys/fs/cgroup/systemd")
+        );
+        assert_eq!(
+            cgroup_dir(&line(0, "", "/x"), &host).as_deref(),
+            Some("/sys/fs/cgroup/unified/x")
+        );
+        // A co-mounted pair needs a mount with both; an unknown controller has none.
+        assert_eq!(cgroup_dir(&line(3, "cpu,cpuacct", "/"), &host), None);
+        assert_eq!(cgroup_dir(&line(3, "net_cls", "/"), &host), None);
+        // Seen from inside a cgroup namespace: paths above our root are out of reach.
+        assert_eq!(cgroup_dir(&line(8, "pids", "/../../other"), &host), None);
+
+        let ctr = parse_cgroup_mounts(&fixture("mountinfo-container"));
+        assert_eq!(ctr.len(), 2);
+        assert_eq!(ctr[1].mount_point, "/mnt/with space");
+        assert_eq!(
+            cgroup_dir(&line(8, "pids", "/libpod_parent/libpod-abc/sub"), &ctr).as_deref(),
+            Some("/sys/fs/cgroup/pids/sub"),
+            "a mount of a cgroup below the root is followed from its root"
+        );
+        assert_eq!(
+            cgroup_dir(&line(8, "pids", "/libpod_parent/libpod-abcd"), &ctr),
+            None
+        );
+        assert_eq!(cgroup_dir(&line(8, "pids", "/elsewhere"), &ctr), None);
+    }
+
+    #[test]
+    fn group_file() {
+        let g = parse_group(&fixture("group"));
+        let names: Vec<&str> = g.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["root", "wheel", "users"]);
+        assert_eq!(g[1].gid, 10);
+        assert_eq!(g[1].members, ["alice", "bob"]);
+        assert!(g[2].members.is_empty());
     }
 }

@@ -249,3 +249,228 @@ pub fn reap(pid: u32) {
         libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG);
     }
 }
+
+/// What `fork` returned, in the process that sees it.
+pub enum Forked {
+    Child,
+    Parent(u32),
+}
+
+/// `fork(2)`.
+///
+/// Precondition: the calling process is single-threaded (the `enter` helper and the command
+/// line check that first): the child of a multi-threaded process may find a lock held by a
+/// thread that does not exist in it, and must not allocate.
+///
+/// # Errors
+/// `EAGAIN` at a process limit; `ENOMEM` also when the PID namespace we joined has lost its
+/// init (the container has exited).
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork takes no arguments; the single-threaded precondition (documented above and
+    // checked by every caller) is what makes using the child's copy of the heap sound.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        p => Ok(Forked::Parent(p as u32)),
+    }
+}
+
+/// Replaces the process image: `execve(path, argv, envp)`. Returns only on failure.
+pub fn execve(
+    path: &std::ffi::CStr,
+    argv: &[std::ffi::CString],
+    envp: &[std::ffi::CString],
+) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `path` and every string are NUL-terminated CStrs that outlive the call; both
+    // pointer arrays end with the NULL execve requires.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Ends the process at once with `code`, running no destructors or atexit handlers: what a
+/// forked child must do when its `exec` failed (the parent's buffers are not its to flush).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes an int and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// `setns(2)` on a pidfd: joins several of the process's namespaces at once (Linux 5.8+).
+/// `flags` are `CLONE_NEW*` bits.
+///
+/// # Errors
+/// `EINVAL` on kernels before 5.8 (or a namespace we are already in, for the user namespace);
+/// `EPERM` without `CAP_SYS_ADMIN` (in the target's user namespace).
+pub fn setns_pidfd(pidfd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    let types = rustix::thread::ThreadNameSpaceType::from_bits_retain(flags as u32);
+    Ok(rustix::thread::move_into_thread_name_spaces(pidfd, types)?)
+}
+
+/// `setns(2)` on one `/proc/<pid>/ns/<kind>` file: the fallback for kernels before 5.8.
+pub fn setns_file(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::thread::move_into_link_name_space(fd, None)?)
+}
+
+/// `fchdir(fd)` then `chroot(".")`: makes the directory `fd` is open on our root, as
+/// `nsenter --root` does (the directory may belong to another mount namespace we joined).
+pub fn chroot_fd(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::process::fchdir(fd)?;
+    rustix::process::chroot(".")?;
+    Ok(())
+}
+
+/// `setpgid(0, 0)`: the calling process leads a new process group (so that a time-out can
+/// kill the program and everything it started, and nothing else).
+pub fn new_process_group() -> io::Result<()> {
+    Ok(rustix::process::setpgid(None, None)?)
+}
+
+/// Switches to `uid`/`gid` with supplementary `groups` (setgroups, setgid, setuid: in that
+/// order, since each needs the privilege the next one drops).
+pub fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: setgroups reads `groups.len()` gids from a live Vec; setgid/setuid take ints.
+    unsafe {
+        cerr(libc::setgroups(groups.len(), groups.as_ptr()).into())?;
+        cerr(libc::setgid(gid).into())?;
+        cerr(libc::setuid(uid).into())?;
+    }
+    Ok(())
+}
+
+/// Drops capability `cap` from the bounding set (`PR_CAPBSET_DROP`; needs `CAP_SETPCAP`).
+/// rustix takes only the capabilities it names; the kernel may know newer ones.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with PR_CAPBSET_DROP takes the capability number as a plain integer.
+    cerr(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }.into())
+        .map(drop)
+}
+
+/// Sets the effective, permitted and inheritable capability sets (`capset(2)`), given as
+/// 64-bit masks as `/proc/<pid>/status` shows them.
+pub fn set_capabilities(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    use rustix::thread::CapabilitySet as S;
+    Ok(rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: S::from_bits_retain(effective),
+            permitted: S::from_bits_retain(permitted),
+            inheritable: S::from_bits_retain(inheritable),
+        },
+    )?)
+}
+
+/// `PR_SET_PDEATHSIG`: the kernel sends us `signal` when the thread that forked us exits (the
+/// `enter` helper dies with the server that started it).
+pub fn die_with_parent(signal: i32) -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes the signal number as a plain integer.
+    cerr(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) }.into())
+        .map(drop)
+}
+
+/// Undoes what a program must not inherit from us across `exec`: our blocked signals (the
+/// mask survives exec) and the ignored SIGPIPE (ignored dispositions survive exec too).
+pub fn reset_signals_for_exec() {
+    // SAFETY: `set` is a local sigset_t filled by sigfillset; signal() with SIG_DFL installs
+    // no handler code.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Makes `fd` the process's descriptor number `target` (0, 1 or 2), without close-on-exec.
+pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> io::Result<()> {
+    if fd.as_raw_fd() == target {
+        // dup2 onto itself would keep FD_CLOEXEC: clear it instead.
+        return Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?);
+    }
+    // SAFETY: dup2 takes two ints; `fd` is open for the duration of the call, and `target` is
+    // one of the standard descriptors, which nothing in this process holds as an OwnedFd.
+    cerr(unsafe { libc::dup2(fd.as_raw_fd(), target) }.into()).map(drop)
+}
+
+/// A pipe whose two ends close on `exec`: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// Puts `fd` in non-blocking mode.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(rustix::fs::fcntl_setfl(
+        fd,
+        flags | rustix::fs::OFlags::NONBLOCK,
+    )?)
+}
+
+/// Waits up to `timeout_ms` (-1: forever) until one of `fds` is ready for what its `write`
+/// flag asks (readable, or writable); returns one flag per fd: ready, hung up or in error.
+pub fn poll(fds: &[(BorrowedFd<'_>, bool)], timeout_ms: i32) -> io::Result<Vec<bool>> {
+    use rustix::event::{PollFd, PollFlags};
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|(fd, write)| {
+            let ev = if *write {
+                PollFlags::OUT
+            } else {
+                PollFlags::IN
+            };
+            PollFd::new(fd, ev)
+        })
+        .collect();
+    let timeout = (timeout_ms >= 0).then(|| rustix::event::Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    });
+    match rustix::event::poll(&mut pfds, timeout.as_ref()) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect())
+}
+
+/// How a child ended: `(exit code, terminating signal)`, one of them set.
+pub type ExitInfo = (Option<i32>, Option<i32>);
+
+/// Waits for child `pid` (blocking unless `nohang`); `None` while it still runs.
+pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitInfo>> {
+    use rustix::process::{Pid, WaitOptions};
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
+    let opts = if nohang {
+        WaitOptions::NOHANG
+    } else {
+        WaitOptions::empty()
+    };
+    loop {
+        match rustix::process::waitpid(Some(pid), opts) {
+            Ok(Some((_, st))) => {
+                if st.exited() || st.signaled() {
+                    return Ok(Some((st.exit_status(), st.terminating_signal())));
+                }
+                if nohang {
+                    return Ok(None);
+                }
+            }
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends `signal` to process `pid` with `kill(2)` when it is our own child (not yet reaped,
+/// so its PID cannot have been reused).
+pub fn kill_child(pid: u32, signal: i32) -> io::Result<()> {
+    kill(pid as i32, signal)
+}
