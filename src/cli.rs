@@ -51,6 +51,9 @@ pub struct Serve {
     /// also accept HTTP Basic authentication
     #[argh(switch)]
     pub allow_basic: bool,
+    /// enter containers through /proc/<pid>/ns/* one at a time (kernels before 5.8)
+    #[argh(switch)]
+    pub setns_files: bool,
 }
 
 /// list the containers this sidecar can see
@@ -273,6 +276,7 @@ pub fn serve(a: Serve) -> CliResult {
         auth,
         read_only: a.read_only,
         max_upload: a.max_upload,
+        setns_files: a.setns_files,
     });
     let limits = Limits {
         max_head: a.max_head,

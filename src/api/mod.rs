@@ -5,6 +5,7 @@
 //! and every route that changes a container answers 403 `read_only` under `--read-only`
 //! before doing anything.
 
+pub mod exec;
 pub mod http;
 
 use serde_json::{json, Value};
@@ -99,6 +100,8 @@ pub struct App {
     pub read_only: bool,
     /// The largest body a route may store (`--max-upload`).
     pub max_upload: u64,
+    /// Enter containers through `/proc/<pid>/ns/*` (`--setns-files`, for kernels before 5.8).
+    pub setns_files: bool,
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -191,7 +194,7 @@ impl App {
             [] => {
                 only(method, "GET")?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
-                let mut resources = vec!["process", "files", "sockets"];
+                let mut resources = vec!["process", "exec", "files", "sockets"];
                 if root(c).is_ok_and(|r| packages::has_database(&r)) {
                     resources.push("rpms");
                 }
@@ -240,6 +243,19 @@ impl App {
                     .map(packages::detail)
                     .collect();
                 Ok(Response::json(200, &Value::Array(list)))
+            }
+            ["exec"] => {
+                only(method, "POST")?;
+                self.writable()?;
+                let body = exec::parse_body(req.body, self.max_upload)?;
+                let er = exec::request(c, body, self.setns_files);
+                let done = exec::run(&er)?;
+                let mut r = Response::json(200, &json!(done));
+                r.change = Some(json!({
+                    "container": c.id, "exec": er.argv, "user": er.user,
+                    "exit_code": done.exit_code, "signal": done.signal, "timed_out": done.timed_out,
+                }));
+                Ok(r)
             }
             ["files", rest @ ..] => self.files(req, method, c, &format!("/{}", rest.join("/"))),
             ["sockets"] => {

@@ -352,8 +352,9 @@ struct Prepared {
     caps: Option<Caps>,
     our_caps: Caps,
     last_cap: u32,
-    /// `cgroup.procs` files of the target's cgroups that differ from ours.
-    cgroups: Vec<String>,
+    /// `cgroup.procs` files of the target's cgroups that differ from ours, opened for
+    /// writing while we still see our own `/sys/fs/cgroup`; the program moves itself in.
+    cgroups: Vec<(String, OwnedFd)>,
     /// Our `/proc`, held to find the program's descendants once `/proc` is the target's.
     proc_dir: Option<OwnedFd>,
     notes: Vec<String>,
@@ -481,8 +482,9 @@ fn open_path(path: &str) -> io::Result<OwnedFd> {
 }
 
 /// The `cgroup.procs` files of the target's cgroups that are not ours (cgroup v1 hierarchies
-/// and the unified one). What cannot be mapped to a directory we see is noted, not fatal.
-fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<String> {
+/// and the unified one), open for writing. What cannot be mapped to a directory we see, or
+/// opened, is noted, not fatal: the program then runs outside that cgroup.
+fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> {
     let theirs = procfs::read(pid, "cgroup").unwrap_or_default();
     let ours = procfs::read_bytes("/proc/self/cgroup").unwrap_or_default();
     let ours = procfs::parse_cgroup(&String::from_utf8_lossy(&ours));
@@ -497,7 +499,21 @@ fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<String> {
             continue;
         }
         match procfs::cgroup_dir(&line, &mounts) {
-            Some(dir) => out.push(format!("{dir}/cgroup.procs")),
+            Some(dir) => {
+                let file = format!("{dir}/cgroup.procs");
+                let fd = rustix::fs::open(
+                    file.as_str(),
+                    OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                );
+                match fd {
+                    Ok(fd) => out.push((file, fd)),
+                    Err(e) => notes.push(format!(
+                        "not in the container's cgroup {file}: {}",
+                        io::Error::from(e)
+                    )),
+                }
+            }
             None => notes.push(format!(
                 "not in the container's cgroup {}:{} (no cgroup mount of ours shows it)",
                 line.controllers, line.path
@@ -565,23 +581,19 @@ fn setns_error(kind: &str, e: io::Error) -> Error {
     }
 }
 
-/// Moves this process into the target's cgroups before anything else: the program inherits
-/// them (and so counts against the container's limits, as `podman exec` does).
-fn join_cgroups(p: &Prepared, notes: &mut Vec<String>) {
-    let me = std::process::id().to_string();
-    for file in &p.cgroups {
-        if let Err(e) = std::fs::write(file, &me) {
-            notes.push(format!("not in the container's cgroup {file}: {e}"));
-        }
-    }
+/// A record the child sends over the close-on-exec pipe: a step, an index (which cgroup),
+/// and errno. `STEP_CGROUP` records are notes; any other is why `exec` did not happen.
+fn send(pipe: &OwnedFd, step: u8, index: u8, err: &io::Error) {
+    let mut msg = [0u8; 6];
+    msg[0] = step;
+    msg[1] = index;
+    msg[2..].copy_from_slice(&err.raw_os_error().unwrap_or(libc::EIO).to_le_bytes());
+    let _ = rustix::io::write(pipe, &msg);
 }
 
-/// Why the child could not `exec`: the step, and errno. Sent over the close-on-exec pipe.
+/// Why the child could not `exec`; it ends there.
 fn report(pipe: &OwnedFd, step: u8, err: &io::Error) -> ! {
-    let mut msg = [0u8; 5];
-    msg[0] = step;
-    msg[1..].copy_from_slice(&err.raw_os_error().unwrap_or(libc::EIO).to_le_bytes());
-    let _ = rustix::io::write(pipe, &msg);
+    send(pipe, step, 0, err);
     sys::exit_now(if step == STEP_EXEC { 127 } else { 125 })
 }
 
@@ -590,6 +602,7 @@ const STEP_NOEXEC: u8 = 2;
 const STEP_USER: u8 = 3;
 const STEP_CAPS: u8 = 4;
 const STEP_STDIO: u8 = 5;
+const STEP_CGROUP: u8 = 6;
 
 /// The child's side of step 3: never returns.
 fn child(
@@ -608,6 +621,14 @@ fn child(
             if let Err(e) = sys::dup_onto(fd.as_fd(), i as i32) {
                 report(errpipe, STEP_STDIO, &e);
             }
+        }
+    }
+    // Into the container's cgroups ("0" is the writer itself): the program counts against
+    // the container's limits and is stopped with it, as `podman exec` does. Only the
+    // program: the helper must outlive a container that stops, to say what happened.
+    for (i, (_, fd)) in p.cgroups.iter().enumerate() {
+        if let Err(e) = rustix::io::write(fd, b"0") {
+            send(errpipe, STEP_CGROUP, i as u8, &e.into());
         }
     }
     // Capabilities: the bounding set first (needs CAP_SETPCAP, which we may be about to
@@ -692,17 +713,32 @@ fn search_path(env: &[(String, String)]) -> String {
         .map_or_else(|| DEFAULT_PATH.to_string(), |(_, v)| v.clone())
 }
 
-/// What the child reported before `exec`, as an error; `None` when `exec` succeeded.
-fn read_report(pipe: OwnedFd, req: &Request, p: &Prepared) -> Option<Error> {
-    let mut msg = Vec::new();
-    let _ = std::fs::File::from(pipe).read_to_end(&mut msg);
-    if msg.len() < 5 {
-        return None;
+/// What the child reported before `exec`: notes, and the error when it did not `exec`.
+fn read_report(
+    pipe: OwnedFd,
+    req: &Request,
+    p: &Prepared,
+    notes: &mut Vec<String>,
+) -> Option<Error> {
+    let mut all = Vec::new();
+    let _ = std::fs::File::from(pipe).read_to_end(&mut all);
+    let mut fatal = None;
+    for msg in all.chunks_exact(6) {
+        let errno = i32::from_le_bytes([msg[2], msg[3], msg[4], msg[5]]);
+        let source = io::Error::from_raw_os_error(errno);
+        if msg[0] == STEP_CGROUP {
+            let file = p
+                .cgroups
+                .get(msg[1] as usize)
+                .map_or("?", |(f, _)| f.as_str());
+            notes.push(format!("not in the container's cgroup {file}: {source}"));
+        } else {
+            fatal = Some((msg[0], source));
+        }
     }
-    let errno = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
-    let source = io::Error::from_raw_os_error(errno);
+    let (step, source) = fatal?;
     let program = req.argv[0].clone();
-    Some(match msg[0] {
+    Some(match step {
         STEP_EXEC => Error::NotFound {
             searched: if program.contains('/') {
                 program.clone()
@@ -730,7 +766,6 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let started = Instant::now();
     let mut p = prepare(req)?;
     let mut notes = std::mem::take(&mut p.notes);
-    join_cgroups(&p, &mut notes);
     join(&p, req).map_err(|e| match e {
         Error::Gone { what, .. } => Error::Gone {
             container: req.container.clone(),
@@ -780,7 +815,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
         Some([i, o, e]) => (Some(i.1), Some(o.0), Some(e.0)),
         None => (None, None, None),
     };
-    if let Some(e) = read_report(err_r, req, &p) {
+    if let Some(e) = read_report(err_r, req, &p, &mut notes) {
         let _ = sys::wait_child(pid, false);
         return Err(e);
     }
@@ -795,7 +830,14 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
         }
         _ => pass_through(pid, own_group, deadline),
     };
-    if done.signal.is_some() && target_exited(&p.pidfd) {
+    // A stopping container takes its processes down one by one: when ours was killed the way
+    // a runtime or the kernel does, give the container's own process a moment to go too.
+    let grace = match done.signal.as_deref() {
+        Some("KILL") | Some("TERM") if !done.timed_out => 500,
+        Some(_) => 0,
+        None => -1,
+    };
+    if grace >= 0 && target_exited(&p.pidfd, grace) {
         return Err(Error::Gone {
             container: req.container.clone(),
             what: format!(
@@ -815,8 +857,9 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     Ok(done)
 }
 
-fn target_exited(pidfd: &OwnedFd) -> bool {
-    sys::poll(&[(pidfd.as_fd(), false)], 0).is_ok_and(|r| r[0])
+/// Whether the target process has exited, waiting up to `wait_ms` for it to.
+fn target_exited(pidfd: &OwnedFd, wait_ms: i32) -> bool {
+    sys::poll(&[(pidfd.as_fd(), false)], wait_ms).is_ok_and(|r| r[0])
 }
 
 fn finish(info: sys::ExitInfo, timed_out: bool) -> Finished {
@@ -889,6 +932,8 @@ struct Captured {
 
 impl Captured {
     fn new(fd: OwnedFd) -> Captured {
+        // Read only what is there: a blocking read would stall the other stream and stdin.
+        let _ = sys::set_nonblocking(fd.as_fd());
         Captured {
             fd: Some(fd),
             kept: Vec::new(),

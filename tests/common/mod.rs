@@ -108,6 +108,9 @@ pub struct Spec<'a> {
     /// Shell run as the container's PID 1 (busybox sh); `/bin/busybox` is on the PATH as
     /// applet links are not made.
     pub script: String,
+    /// Capabilities dropped from the container's bounding set (util-linux `setpriv` around
+    /// `unshare`, which itself still needs SYS_ADMIN and SYS_CHROOT), as a runtime does.
+    pub drop_caps: Vec<&'a str>,
 }
 
 impl<'a> Spec<'a> {
@@ -119,6 +122,7 @@ impl<'a> Spec<'a> {
             hostname: id[..12].to_string(),
             id,
             script: script.to_string(),
+            drop_caps: Vec::new(),
         }
     }
 }
@@ -191,7 +195,16 @@ impl FakeContainer {
             "export PATH=/bin; hostname {}; {wait}{}",
             spec.hostname, spec.script
         );
-        let child = Command::new("unshare")
+        let mut cmd = if spec.drop_caps.is_empty() {
+            Command::new("unshare")
+        } else {
+            let drop: Vec<String> = spec.drop_caps.iter().map(|c| format!("-{c}")).collect();
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--bounding-set={}", drop.join(",")))
+                .arg("unshare");
+            c
+        };
+        let child = cmd
             .args([
                 "--mount",
                 "--pid",
