@@ -491,6 +491,7 @@ fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> 
     let mounts = procfs::read_bytes("/proc/self/mountinfo").unwrap_or_default();
     let mounts = procfs::parse_cgroup_mounts(&String::from_utf8_lossy(&mounts));
     let mut out = Vec::new();
+    let mut unseen = Vec::new();
     for line in procfs::parse_cgroup(&theirs) {
         if ours
             .iter()
@@ -514,11 +515,18 @@ fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> 
                     )),
                 }
             }
-            None => notes.push(format!(
-                "not in the container's cgroup {}:{} (no cgroup mount of ours shows it)",
-                line.controllers, line.path
-            )),
+            None => unseen.push(if line.controllers.is_empty() {
+                "unified".to_string()
+            } else {
+                line.controllers
+            }),
         }
+    }
+    if !unseen.is_empty() {
+        notes.push(format!(
+            "the program is not in the container's cgroups ({}): no cgroup mount of the sidecar shows them (it runs in a cgroup namespace or container of its own); the container's limits do not apply to it",
+            unseen.join(", ")
+        ));
     }
     out
 }

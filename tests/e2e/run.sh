@@ -28,9 +28,9 @@ for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_o
 
 cleanup() {
   podman pod rm -f -t 0 "pod-$TAG" >/dev/null 2>&1
-  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" >/dev/null 2>&1
+  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" >/dev/null 2>&1
   podman rmi -f "$IMAGE" "$APPIMG" >/dev/null 2>&1
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
 }
 trap cleanup EXIT
 
@@ -91,6 +91,31 @@ check "the infra container is PID 1" test "$(echo "$list" | json "[c['pid'] for 
 check "the sidecar leaves itself out" test "$(echo "$list" | json "len([c for c in d if c['id']=='$sc'])")" = 0
 procs=$(api "$url/${app:0:12}/process")
 check "the app's processes: sleep, root, from its own view" test "$(echo "$procs" | json "[(p['cmdline'], p['user'], p['ns_pid']==p['pid']) for p in d]")" = "[('/bin/busybox sleep 100000', None, True)]"
+echo "== exec into the pod's app container"
+out=$("$BIN" exec "${app:0:12}" -- busybox sh -c 'busybox hostname; echo $$' 2>&1)
+echo "$out" > "$work/exec-host.txt"
+check "sidecar exec from the host: the app's hostname (the pod's name)" test "$(echo "$out" | head -1)" = "pod-$TAG"
+check "and its PID namespace (a small PID: $(echo "$out" | sed -n 2p))" test "$(echo "$out" | sed -n 2p)" -lt 100
+check "sidecar exec passes the exit status through" sh -c "'$BIN' exec ${app:0:12} -- busybox sh -c 'exit 42'; test \$? = 42"
+check "sidecar exec of a program the image lacks exits 127" sh -c "'$BIN' exec ${app:0:12} -- nosuch 2>/dev/null; test \$? = 127"
+# From the sidecar's own container: joining the app's mount namespace needs CAP_SYS_ADMIN.
+r=$(api -X POST -d '{"argv": ["busybox", "cat", "/etc/hostname"]}' "$url/${app:0:12}/exec")
+echo "$r" > "$work/exec-nocap.json"
+check "without SYS_ADMIN: 403 permission_denied" test "$(echo "$r" | json "d['error']['code']")" = permission_denied
+check "and the message names CAP_SYS_ADMIN" sh -c "grep -q CAP_SYS_ADMIN '$work/exec-nocap.json'"
+port2=$(free_port); url2=http://127.0.0.1:$port2
+podman run -d --pod "pod-$TAG" --name "sc2-$TAG" --cap-add SYS_PTRACE,SYS_ADMIN -e SIDECAR_USER=admin -e SIDECAR_PASSWORD="$PASSWORD" \
+  "$IMAGE" serve --listen "127.0.0.1:$port2" >/dev/null
+check "a sidecar with SYS_ADMIN serves" wait_http "$url2"
+r=$(curl -s --max-time 20 --digest --user "admin:$PASSWORD" -X POST \
+  -d '{"argv": ["busybox", "sh", "-c", "busybox hostname; ls /bin; echo $PATH >&2; exit 3"]}' "$url2/${app:0:12}/exec")
+echo "$r" > "$work/exec-cap.json"
+check "with SYS_ADMIN: exec runs in the app's root (its /bin holds only busybox)" \
+  test "$(echo "$r" | json "(d['stdout'], d['exit_code'])")" = "('pod-$TAG\nbusybox\n', 3)"
+check "with the app's environment" test -n "$(echo "$r" | json "d['stderr'].strip()")"
+check "and a note that its cgroups were out of reach" sh -c "grep -q 'cgroup' '$work/exec-cap.json'"
+podman rm -f -t 0 "sc2-$TAG" >/dev/null 2>&1
+
 start=$(date +%s%N)
 podman stop -t 10 "sc-$TAG" >/dev/null
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
