@@ -609,6 +609,26 @@ pub fn entry_point(c: &Container) -> (u32, u64) {
     (c.root_pid, start)
 }
 
+/// The container's ID and the process to enter. `pid:N` names the process itself, as
+/// `nsenter -t N` does, and needs no walk of every process (a third of an exec's time).
+fn exec_target(name: &str) -> Result<(String, u32, u64), String> {
+    if let Some(pid) = name
+        .strip_prefix("pid:")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        let stat = crate::procfs::stat(pid)
+            .map_err(|_| format!("no process {pid}: give a PID as this machine sees it"))?;
+        let id = crate::procfs::with_text(pid, "cgroup", containers::cgroup::container_id)
+            .ok()
+            .flatten()
+            .map_or_else(|| name.to_string(), |c| c.id);
+        return Ok((id, pid, stat.starttime));
+    }
+    let (all, i) = find(name)?;
+    let (pid, starttime) = entry_point(&all[i]);
+    Ok((all[i].id.clone(), pid, starttime))
+}
+
 /// `--ns mnt,net` as a list.
 pub fn ns_list(s: &str) -> Vec<String> {
     s.split(',')
@@ -629,10 +649,9 @@ pub fn exec(a: Exec) -> CliResult {
             .ok_or_else(|| format!("--env {kv}: expected KEY=VALUE"))?;
         env.insert(k.to_string(), v.to_string());
     }
-    let (all, i) = find(&a.container)?;
-    let (pid, starttime) = entry_point(&all[i]);
+    let (container, pid, starttime) = exec_target(&a.container)?;
     let req = crate::enter::Request {
-        container: all[i].id.clone(),
+        container,
         pid,
         starttime,
         argv: a.argv,
@@ -645,7 +664,6 @@ pub fn exec(a: Exec) -> CliResult {
         setns_files: a.setns_files,
         stdin: None,
     };
-    drop(all);
     match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
         Ok(done) => {
             for n in &done.notes {
