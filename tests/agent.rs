@@ -604,6 +604,15 @@ fn healthz_answers_while_every_worker_is_busy() {
         .0
     };
     wait_until("the worker to be taken", Duration::from_secs(10), || {
+        // The upload must still be holding the worker: if it ended, say how, not "timed out".
+        if let Ok(Some(st)) = upload.0.try_wait() {
+            let mut code = String::new();
+            let _ = upload.0.stdout.take().unwrap().read_to_string(&mut code);
+            panic!(
+                "the upload ended early ({st}, HTTP {code}); server log:\n{}",
+                server.log.lock().unwrap().join("\n")
+            );
+        }
         busy() == 503
     });
     for _ in 0..10 {
