@@ -9,7 +9,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-const FORWARDED: [i32; 6] = [
+/// The signals PID 1 (and `sidecar exec`) pass on to the program they run.
+pub const FORWARDED: [i32; 6] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,

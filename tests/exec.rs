@@ -52,6 +52,20 @@ fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
     )
 }
 
+/// Runs an exec that must fail with `status` and `code`; returns the error's message.
+fn refused(server: &Server, c: &str, body: &Value, status: u16, code: &str) -> String {
+    let (s, v) = exec(server, c, body);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{body}: {v}"
+    );
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn sh(script: &str) -> Value {
     json!({"argv": ["sh", "-c", script]})
 }
@@ -183,11 +197,12 @@ fn exec_sees_the_container_from_inside() {
         1,
         "only lo: {devs}"
     );
-    let (s, v) = exec(&server, short, &json!({"argv": ["true"], "ns": "mnt,time"}));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
+    refused(
+        &server,
+        short,
+        &json!({"argv": ["true"], "ns": "mnt,time"}),
+        400,
+        "bad_request",
     );
 
     // The audit line names the program and how it ended.
@@ -246,45 +261,36 @@ fn timeouts_missing_programs_and_bad_requests() {
     assert_eq!(v["stderr"], "\u{fffd}\u{fffd}");
 
     // A program that is not there: the PATH searched is named.
-    let (s, v) = exec(&server, short, &json!({"argv": ["no-such-tool"]}));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (422, Some("program_not_found")),
-        "{v}"
+    let msg = refused(
+        &server,
+        short,
+        &json!({"argv": ["no-such-tool"]}),
+        422,
+        "program_not_found",
     );
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("PATH searched: /bin"),
-        "{v}"
+    assert!(msg.contains("PATH searched: /bin"), "{msg}");
+    refused(
+        &server,
+        short,
+        &json!({"argv": ["/etc/passwd"]}),
+        422,
+        "not_executable",
     );
-    let (s, v) = exec(&server, short, &json!({"argv": ["/etc/passwd"]}));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (422, Some("not_executable")),
-        "{v}"
-    );
-    let (s, v) = exec(
+    refused(
         &server,
         short,
         &json!({"argv": ["true"], "cwd": "/no/such/dir"}),
+        400,
+        "bad_request",
     );
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{v}"
-    );
-    let (s, v) = exec(
+    let msg = refused(
         &server,
         short,
         &json!({"argv": ["true"], "user": "mallory"}),
+        400,
+        "bad_request",
     );
-    assert_eq!(s, 400, "{v}");
-    assert!(v["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("no user 'mallory'"));
+    assert!(msg.contains("no user 'mallory'"), "{msg}");
 
     // Malformed requests.
     for (body, what) in [
@@ -321,22 +327,18 @@ fn timeouts_missing_programs_and_bad_requests() {
     assert_eq!(s, 400);
     let (s, v) = server.request("GET", &format!("/{short}/exec"));
     assert_eq!(s, 405, "{v}");
-    let (s, v) = exec(&server, "pid:999999999", &json!({"argv": ["true"]}));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (404, Some("container_not_found")),
-        "{v}"
+    refused(
+        &server,
+        "pid:999999999",
+        &json!({"argv": ["true"]}),
+        404,
+        "container_not_found",
     );
     assert!(server.alive());
 
     // --read-only refuses it before anything runs.
     let ro = Server::start(&["--read-only"]);
-    let (s, v) = exec(&ro, short, &sh("touch /tmp/ro-was-here"));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (403, Some("read_only")),
-        "{v}"
-    );
+    refused(&ro, short, &sh("touch /tmp/ro-was-here"), 403, "read_only");
     assert!(!c.root.path().join("tmp/ro-was-here").exists());
 }
 
@@ -374,11 +376,12 @@ fn a_container_that_exits_during_an_exec_gives_a_clean_error() {
     );
     assert!(server.alive());
     // And once it is gone, a new exec is a 404 at once.
-    let (s, v) = exec(&server, &c.id[..12], &json!({"argv": ["true"]}));
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (404, Some("container_not_found")),
-        "{v}"
+    refused(
+        &server,
+        &c.id[..12],
+        &json!({"argv": ["true"]}),
+        404,
+        "container_not_found",
     );
 }
 

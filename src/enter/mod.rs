@@ -887,15 +887,8 @@ fn signal_name(n: i32) -> String {
 
 /// Step 4 for the command line: our stdio is the program's; signals sent to us go to it.
 fn pass_through(pid: u32, own_group: bool, deadline: Option<Instant>) -> Finished {
-    let forwarded = [
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-        libc::SIGCHLD,
-    ];
+    let mut forwarded = crate::init::FORWARDED.to_vec();
+    forwarded.push(libc::SIGCHLD);
     loop {
         if let Ok(Some(info)) = sys::wait_child(pid, true) {
             return finish(info, false);
