@@ -11,9 +11,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::procfs::format_utc;
+use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
 use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
 
@@ -137,22 +138,50 @@ fn time(t: Option<u32>) -> Value {
 
 /// A package as the listing shows it: `epoch` only when set, times as the prototype wrote
 /// them (`YYYY-MM-DDTHH:MM:SS`, UTC), `gpg_pubkey` only on those pseudo-packages.
-pub fn summary(p: &Package) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("name".into(), json!(p.name));
-    if let Some(e) = p.epoch {
-        m.insert("epoch".into(), json!(e));
+///
+/// Serialized straight from borrowed fields: building a `serde_json::Map` per package was a
+/// third of a listing's instructions. Fields are in alphabetical order so the JSON is the
+/// same, byte for byte, as that of the (sorted) map it replaces.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    arch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    gpg_pubkey: bool,
+    installdate: Option<Date>,
+    name: &'a str,
+    release: &'a str,
+    size: Option<u64>,
+    summary: Option<&'a str>,
+    version: &'a str,
+}
+
+/// A time stamp serialized the way `format_utc` writes it, without allocating.
+struct Date(u32);
+
+impl Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 19];
+        match format_utc_into(i64::from(self.0), &mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&format_utc(i64::from(self.0))),
+        }
     }
-    m.insert("version".into(), json!(p.version));
-    m.insert("release".into(), json!(p.release));
-    m.insert("arch".into(), json!(p.arch));
-    m.insert("installdate".into(), time(p.installtime));
-    m.insert("size".into(), json!(p.size));
-    m.insert("summary".into(), json!(p.summary));
-    if p.gpg_pubkey {
-        m.insert("gpg_pubkey".into(), json!(true));
+}
+
+pub fn summary(p: &Package) -> Summary<'_> {
+    Summary {
+        arch: p.arch.as_deref(),
+        epoch: p.epoch,
+        gpg_pubkey: p.gpg_pubkey,
+        installdate: p.installtime.map(Date),
+        name: &p.name,
+        release: &p.release,
+        size: p.size,
+        summary: p.summary.as_deref(),
+        version: &p.version,
     }
-    m
 }
 
 fn deps(list: &[Dependency]) -> Value {
@@ -165,7 +194,10 @@ fn deps(list: &[Dependency]) -> Value {
 
 /// One package in depth (`GET /<c>/rpms/<name>`).
 pub fn detail(p: &Package) -> Value {
-    let mut m = summary(p);
+    let mut m = match serde_json::to_value(summary(p)) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(), // unreachable: a struct serializes to an object
+    };
     for (k, v) in [
         ("description", json!(p.description)),
         ("license", json!(p.license)),
