@@ -69,22 +69,31 @@ impl Db<'_> {
         self.src.name()
     }
 
-    fn page(&self, pgno: u32) -> Result<Vec<u8>, DbError> {
+    /// Reads page `pgno` into `buf` (reused from page to page).
+    fn page(&self, pgno: u32, buf: &mut Vec<u8>) -> Result<(), DbError> {
         if pgno > self.last_pgno {
             return Err(DbError::page(self.name(), pgno as u64, "past last_pgno"));
         }
         self.src
-            .read_vec(pgno as u64 * self.page_size as u64, self.page_size)
+            .read_into(pgno as u64 * self.page_size as u64, self.page_size, buf)
     }
 
-    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno`.
-    fn overflow(&mut self, mut pgno: u32, tlen: u32) -> Result<Vec<u8>, DbError> {
+    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno` into `out`,
+    /// page by page through `p` (both buffers reused from item to item).
+    fn overflow(
+        &mut self,
+        mut pgno: u32,
+        tlen: u32,
+        p: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DbError> {
         let name = self.name();
         let tlen = tlen as u64;
         if tlen > MAX_BLOB || tlen > self.src.size() {
             return Err(DbError::page(name, pgno as u64, "overflow item too long"));
         }
-        let mut out = Vec::with_capacity(tlen as usize);
+        out.clear();
+        out.reserve(tlen as usize);
         while (out.len() as u64) < tlen {
             if pgno == 0 || !self.overflow_seen.insert(pgno) {
                 return Err(DbError::page(
@@ -93,12 +102,12 @@ impl Db<'_> {
                     "overflow chain broken or shared",
                 ));
             }
-            let p = self.page(pgno)?;
-            if p[25] != P_OVERFLOW || self.order.u32(&p, 8) != pgno {
+            self.page(pgno, p)?;
+            if p[25] != P_OVERFLOW || self.order.u32(p, 8) != pgno {
                 return Err(DbError::page(name, pgno as u64, "not an overflow page"));
             }
             // On overflow pages hf_offset is the number of data bytes on the page.
-            let len = self.order.u16(&p, 22) as usize;
+            let len = self.order.u16(p, 22) as usize;
             let want = (tlen - out.len() as u64).min(len as u64) as usize;
             let data = p
                 .get(PAGE_HEADER..PAGE_HEADER + want)
@@ -107,9 +116,9 @@ impl Db<'_> {
                 return Err(DbError::page(name, pgno as u64, "empty overflow page"));
             }
             out.extend_from_slice(data);
-            pgno = self.order.u32(&p, 16);
+            pgno = self.order.u32(p, 16);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -178,8 +187,10 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         overflow_seen: HashSet::new(),
     };
     let mut keys = HashSet::new();
+    // The hash page, an overflow page and an overflow item: buffers reused for every page.
+    let (mut p, mut overflow_page, mut spilled) = (Vec::new(), Vec::new(), Vec::new());
     for pgno in 1..=last_pgno {
-        let p = db.page(pgno)?;
+        db.page(pgno, &mut p)?;
         if p[25] != P_HASH && p[25] != P_HASH_UNSORTED {
             continue;
         }
@@ -214,11 +225,12 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
             }
             let recno = order.u32(key, 1);
             let data = item(2 * pair + 1)?;
-            let blob = match data[0] {
-                H_KEYDATA => data[1..].to_vec(),
+            let blob: &[u8] = match data[0] {
+                H_KEYDATA => &data[1..],
                 H_OFFPAGE if data.len() >= 12 => {
                     let (opg, tlen) = (order.u32(data, 4), order.u32(data, 8));
-                    db.overflow(opg, tlen)?
+                    db.overflow(opg, tlen, &mut overflow_page, &mut spilled)?;
+                    &spilled
                 }
                 H_DUPLICATE | H_OFFDUP => {
                     return Err(DbError::page(
@@ -240,7 +252,7 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
                     format!("record {recno} appears twice"),
                 ));
             }
-            f(recno, &blob)?;
+            f(recno, blob)?;
         }
     }
     Ok(())

@@ -216,6 +216,15 @@ pub trait Source {
 
     /// Reads `len` bytes at `offset`, checking bounds against `size()` before allocating.
     fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, DbError> {
+        let mut buf = Vec::new();
+        self.read_into(offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// `read_vec` into a buffer the caller reuses from page to page: resized to `len`, so
+    /// it is allocated and zero-filled once, not for every page (a fresh zeroed page per
+    /// read was a tenth of a listing's instructions).
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), DbError> {
         let end = offset.checked_add(len as u64);
         if end.is_none_or(|end| end > self.size()) {
             return Err(DbError::corrupt(
@@ -227,9 +236,8 @@ pub trait Source {
                 ),
             ));
         }
-        let mut buf = vec![0u8; len];
-        self.read_at(offset, &mut buf)?;
-        Ok(buf)
+        buf.resize(len, 0);
+        self.read_at(offset, buf)
     }
 }
 
@@ -345,7 +353,11 @@ impl Source for FileSource {
             // Refill from the page-aligned start, as much as the file has.
             let start = offset - offset % 4096;
             let len = (self.size - start).min(WINDOW as u64) as usize;
-            w.buf.resize(WINDOW, 0);
+            if w.buf.is_empty() {
+                // Allocated zeroed, not grown and filled byte by byte (`resize` was as
+                // costly as the whole header validation of a listing).
+                w.buf = vec![0u8; WINDOW];
+            }
             let (wbuf, wlen) = (&mut w.buf[..len], len);
             self.pread(start, wbuf)?;
             w.offset = start;
