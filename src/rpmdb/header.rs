@@ -220,8 +220,12 @@ fn type_align(ty: u32) -> usize {
 fn entry_string(e: &Entry<'_>) -> Option<String> {
     match e.ty {
         TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => {
-            let end = nth_nul(e.data, 1)?;
-            Some(String::from_utf8_lossy(&e.data[..end]).into_owned())
+            let text = &e.data[..nth_nul(e.data, 1)?];
+            // The checked conversion has an ASCII fast path the lossy one lacks.
+            Some(match std::str::from_utf8(text) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(text).into_owned(),
+            })
         }
         _ => None,
     }
@@ -353,9 +357,10 @@ fn summary_tag(tag: u32) -> bool {
 }
 
 /// Validates the index of `blob` as rpm's `headerImport` does and hands every entry, in
-/// blob order, to `each`. The string arrays of tags `wanted` refuses (file names, most of a
-/// database) are checked for bounds, alignment and order but not scanned for their
-/// terminators, and come back with empty data. Nothing is read from them.
+/// blob order, to `each`. Entries of tags `wanted` refuses are checked for tag, type, count,
+/// alignment, offset bounds and order, but their data is not measured (no scan of file
+/// name arrays, most of a database, nor of strings nobody reads) and comes back empty.
+/// Nothing is read from them, so every byte we do read was measured in bounds.
 fn index_with<'a>(
     blob: &'a [u8],
     wanted: impl Fn(u32) -> bool,
@@ -456,7 +461,7 @@ fn index_with<'a>(
         if off > dl {
             return Err(bad("offset past data"));
         }
-        let skip = matches!(ty, TYPE_STRING_ARRAY | TYPE_I18NSTRING) && !wanted(tag);
+        let skip = !wanted(tag);
         let len = if skip {
             0
         } else {
@@ -517,8 +522,8 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
 /// Like [`parse`], with only what a listing shows: name, epoch, version, release, arch,
 /// install time, size and summary; everything else stays empty. Every entry is checked for
 /// bounds, alignment and order as rpm does, in one pass that keeps the entries it needs
-/// instead of collecting them all; string arrays it does not read are not scanned for their
-/// terminators (a full parse does that).
+/// instead of collecting them all; the data of entries it does not read is not measured
+/// (a full parse does that, as rpm does).
 pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let mut shown = Shown::default();
     index_with(blob, summary_tag, |e| {

@@ -472,7 +472,10 @@ pub fn read_source_with(
         Format::Ndb => ndb::for_each_blob(db, &mut sink)?,
         Format::BerkeleyDb => bdb::for_each_blob(db, &mut sink)?,
     }
-    pkgs.sort_by_key(|p| p.instance);
+    // Unstable: a stable sort allocates scratch space the size of the list (Package is a
+    // few hundred bytes), and instances are unique (BDB and ndb refuse repeats; only a
+    // corrupt SQLite b-tree could repeat a rowid).
+    pkgs.sort_unstable_by_key(|p| p.instance);
     Ok((format, pkgs))
 }
 
