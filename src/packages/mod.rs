@@ -79,9 +79,9 @@ fn with_retries(
     for attempt in 0..RETRIES {
         match read() {
             Ok((format, mut packages)) => {
-                // Unstable (no scratch copy of the list): (name, instance) is unique.
-                packages
-                    .sort_unstable_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+                rpmdb::sort_packages(&mut packages, |a, b| {
+                    a.name.cmp(&b.name).then(a.instance.cmp(&b.instance))
+                });
                 return Ok(Some(Database {
                     dir: dir.to_string(),
                     format,

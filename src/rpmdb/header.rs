@@ -135,12 +135,17 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 fn raw_entry(index_bytes: &[u8], i: usize) -> (u32, u32, i32, u32) {
     let at = i * ENTRY_SIZE;
-    (
-        be32(index_bytes, at),
-        be32(index_bytes, at + 4),
-        be32(index_bytes, at + 8) as i32,
-        be32(index_bytes, at + 12),
-    )
+    match index_bytes.get(at..at + ENTRY_SIZE) {
+        Some(raw) => entry_fields(raw.try_into().unwrap_or(&[0; ENTRY_SIZE])),
+        None => (0, 0, 0, 0),
+    }
+}
+
+/// Tag, type, offset and count of a 16-byte index entry: fixed-size array, no bounds
+/// checks (this runs for every entry of every header).
+fn entry_fields(raw: &[u8; ENTRY_SIZE]) -> (u32, u32, i32, u32) {
+    let w = |k: usize| u32::from_be_bytes([raw[k], raw[k + 1], raw[k + 2], raw[k + 3]]);
+    (w(0), w(4), w(8) as i32, w(12))
 }
 
 /// rpm's `dataLength`: how many bytes `count` items of `ty` occupy at the start of `data`,
@@ -434,8 +439,10 @@ fn index_with<'a>(
 
     let first = usize::from(has_region);
     let mut end = 0usize;
-    for (i, raw) in index_bytes.chunks_exact(ENTRY_SIZE).enumerate().skip(first) {
-        let (tag, ty, off, count) = raw_entry(raw, 0);
+    let (entries, _) = index_bytes.as_chunks::<ENTRY_SIZE>();
+    for (k, raw) in entries.get(first..).unwrap_or_default().iter().enumerate() {
+        let i = first + k;
+        let (tag, ty, off, count) = entry_fields(raw);
         let bad = |what| HeaderError::Entry {
             index: i,
             tag,
