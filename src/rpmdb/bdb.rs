@@ -61,7 +61,9 @@ struct Db<'a> {
     page_size: usize,
     last_pgno: u32,
     /// Overflow pages already used by some chain.
-    overflow_seen: HashSet<u32>,
+    /// Overflow pages already read, one bit per page up to `last_pgno` (a `HashSet` was a
+    /// seventh of a listing: every page of a BDB file is an overflow page but a few).
+    overflow_seen: Vec<u64>,
 }
 
 impl Db<'_> {
@@ -78,47 +80,66 @@ impl Db<'_> {
             .read_into(pgno as u64 * self.page_size as u64, self.page_size, buf)
     }
 
-    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno` into `out`,
-    /// page by page through `p` (both buffers reused from item to item).
-    fn overflow(
-        &mut self,
-        mut pgno: u32,
-        tlen: u32,
-        p: &mut Vec<u8>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), DbError> {
+    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno` into `out`
+    /// (reused from item to item): each page's header, then its data appended straight to
+    /// `out`, one copy.
+    fn overflow(&mut self, mut pgno: u32, tlen: u32, out: &mut Vec<u8>) -> Result<(), DbError> {
         let name = self.name();
         let tlen = tlen as u64;
         if tlen > MAX_BLOB || tlen > self.src.size() {
             return Err(DbError::page(name, pgno as u64, "overflow item too long"));
         }
         out.clear();
-        out.reserve(tlen as usize);
+        if out.capacity() < tlen as usize {
+            // A fresh buffer, not `reserve`: growing would copy the old capacity's bytes.
+            *out = Vec::with_capacity(tlen as usize);
+        }
         while (out.len() as u64) < tlen {
-            if pgno == 0 || !self.overflow_seen.insert(pgno) {
+            if pgno > self.last_pgno {
+                return Err(DbError::page(name, pgno as u64, "past last_pgno"));
+            }
+            if pgno == 0 || !self.first_visit(pgno) {
                 return Err(DbError::page(
                     name,
                     pgno as u64,
                     "overflow chain broken or shared",
                 ));
             }
-            self.page(pgno, p)?;
-            if p[25] != P_OVERFLOW || self.order.u32(p, 8) != pgno {
+            let at = pgno as u64 * self.page_size as u64;
+            let mut p = [0u8; PAGE_HEADER];
+            self.src.read_at(at, &mut p)?;
+            if p[25] != P_OVERFLOW || self.order.u32(&p, 8) != pgno {
                 return Err(DbError::page(name, pgno as u64, "not an overflow page"));
             }
             // On overflow pages hf_offset is the number of data bytes on the page.
-            let len = self.order.u16(p, 22) as usize;
+            let len = self.order.u16(&p, 22) as usize;
             let want = (tlen - out.len() as u64).min(len as u64) as usize;
-            let data = p
-                .get(PAGE_HEADER..PAGE_HEADER + want)
-                .ok_or_else(|| DbError::page(name, pgno as u64, "overflow length past page"))?;
+            if PAGE_HEADER + want > self.page_size {
+                return Err(DbError::page(
+                    name,
+                    pgno as u64,
+                    "overflow length past page",
+                ));
+            }
             if len == 0 {
                 return Err(DbError::page(name, pgno as u64, "empty overflow page"));
             }
-            out.extend_from_slice(data);
-            pgno = self.order.u32(p, 16);
+            self.src.read_append(at + PAGE_HEADER as u64, want, out)?;
+            pgno = self.order.u32(&p, 16);
         }
         Ok(())
+    }
+
+    /// Marks overflow page `pgno` (≤ `last_pgno`) read; false if it already was.
+    fn first_visit(&mut self, pgno: u32) -> bool {
+        let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
+        match self.overflow_seen.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -184,11 +205,11 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         order,
         page_size,
         last_pgno,
-        overflow_seen: HashSet::new(),
+        overflow_seen: vec![0; last_pgno as usize / 64 + 1],
     };
     let mut keys = HashSet::new();
-    // The hash page, an overflow page and an overflow item: buffers reused for every page.
-    let (mut p, mut overflow_page, mut spilled) = (Vec::new(), Vec::new(), Vec::new());
+    // The hash page and an overflow item: buffers reused for every page.
+    let (mut p, mut spilled) = (Vec::new(), Vec::new());
     for pgno in 1..=last_pgno {
         db.page(pgno, &mut p)?;
         if p[25] != P_HASH && p[25] != P_HASH_UNSORTED {
@@ -229,7 +250,7 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
                 H_KEYDATA => &data[1..],
                 H_OFFPAGE if data.len() >= 12 => {
                     let (opg, tlen) = (order.u32(data, 4), order.u32(data, 8));
-                    db.overflow(opg, tlen, &mut overflow_page, &mut spilled)?;
+                    db.overflow(opg, tlen, &mut spilled)?;
                     &spilled
                 }
                 H_DUPLICATE | H_OFFDUP => {

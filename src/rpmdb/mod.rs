@@ -214,6 +214,15 @@ pub trait Source {
     /// Fills `buf` from `offset`. Callers check bounds against `size()` first.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError>;
 
+    /// Appends the `len` bytes at `offset` to `out` (whose capacity the caller reserved):
+    /// an overflow chain is assembled with one copy per page instead of two.
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.read_at(offset, &mut out[start..])
+    }
+
     /// Reads `len` bytes at `offset`, checking bounds against `size()` before allocating.
     fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, DbError> {
         let mut buf = Vec::new();
@@ -225,20 +234,26 @@ pub trait Source {
     /// it is allocated and zero-filled once, not for every page (a fresh zeroed page per
     /// read was a tenth of a listing's instructions).
     fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), DbError> {
-        let end = offset.checked_add(len as u64);
-        if end.is_none_or(|end| end > self.size()) {
-            return Err(DbError::corrupt(
-                self.name(),
-                offset,
-                format!(
-                    "read of {len} bytes past end of file ({} bytes)",
-                    self.size()
-                ),
-            ));
-        }
+        check_bounds(self, offset, len)?;
         buf.resize(len, 0);
         self.read_at(offset, buf)
     }
+}
+
+/// An error unless `len` bytes at `offset` lie inside the source.
+fn check_bounds(src: &(impl Source + ?Sized), offset: u64, len: usize) -> Result<(), DbError> {
+    let end = offset.checked_add(len as u64);
+    if end.is_none_or(|end| end > src.size()) {
+        return Err(DbError::corrupt(
+            src.name(),
+            offset,
+            format!(
+                "read of {len} bytes past end of file ({} bytes)",
+                src.size()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A database image held in memory.
@@ -270,6 +285,13 @@ impl Source for SliceSource<'_> {
             }
             None => Err(DbError::corrupt(self.name, offset, "read past end of data")),
         }
+    }
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        // In bounds of `size()`, which is the slice's length.
+        let start = offset as usize;
+        out.extend_from_slice(&self.data[start..start + len]);
+        Ok(())
     }
 }
 
@@ -342,34 +364,60 @@ impl Source for FileSource {
         self.size
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
-        let end = offset.checked_add(buf.len() as u64);
-        if buf.len() > WINDOW / 2 || end.is_none_or(|e| e > self.size) {
-            return self.pread(offset, buf);
+        match self.windowed(offset, buf.len(), |bytes| buf.copy_from_slice(bytes))? {
+            Some(()) => Ok(()),
+            None => self.pread(offset, buf),
+        }
+    }
+
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        match self.windowed(offset, len, |bytes| out.extend_from_slice(bytes))? {
+            Some(()) => Ok(()),
+            None => {
+                let start = out.len();
+                out.resize(start + len, 0);
+                self.pread(offset, &mut out[start..])
+            }
+        }
+    }
+}
+
+impl FileSource {
+    /// Calls `f` with the `len` bytes at `offset` as they sit in the read-ahead window,
+    /// refilling it first if need be; `None` when the range does not suit the window (too
+    /// long or past the end), for the caller to `pread` directly.
+    fn windowed<R>(
+        &self,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, DbError> {
+        let end = offset.checked_add(len as u64);
+        if len > WINDOW / 2 || end.is_none_or(|e| e > self.size) {
+            return Ok(None);
         }
         let mut w = self.window.borrow_mut();
         let inside =
-            |w: &Window| offset >= w.offset && offset + buf.len() as u64 <= w.offset + w.len as u64;
+            |w: &Window| offset >= w.offset && offset + len as u64 <= w.offset + w.len as u64;
         if !inside(&w) {
             // Refill from the page-aligned start, as much as the file has.
             let start = offset - offset % 4096;
-            let len = (self.size - start).min(WINDOW as u64) as usize;
+            let fill = (self.size - start).min(WINDOW as u64) as usize;
             if w.buf.is_empty() {
                 // Allocated zeroed, not grown and filled byte by byte (`resize` was as
                 // costly as the whole header validation of a listing).
                 w.buf = vec![0u8; WINDOW];
             }
-            let (wbuf, wlen) = (&mut w.buf[..len], len);
-            self.pread(start, wbuf)?;
+            self.pread(start, &mut w.buf[..fill])?;
             w.offset = start;
-            w.len = wlen;
+            w.len = fill;
             if !inside(&w) {
-                drop(w);
-                return self.pread(offset, buf);
+                return Ok(None);
             }
         }
         let at = (offset - w.offset) as usize;
-        buf.copy_from_slice(&w.buf[at..at + buf.len()]);
-        Ok(())
+        Ok(Some(f(&w.buf[at..at + len])))
     }
 }
 
