@@ -313,8 +313,10 @@ struct Window {
     buf: Vec<u8>,
 }
 
-/// The read-ahead window's size.
-const WINDOW: usize = 256 << 10;
+/// The read-ahead window's size: room for two of the largest pages (64 KiB), and small
+/// enough that faulting its pages in (the first read of each) does not cost more than the
+/// extra `pread`s it saves (256 KiB was measurably slower on a 1 MiB database).
+const WINDOW: usize = 128 << 10;
 
 impl FileSource {
     pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
@@ -501,7 +503,10 @@ pub fn read_source_with(
         detect(&head, db.name())?
     };
     let file = db.name();
-    let mut pkgs = Vec::new();
+    // Room for as many packages as a database this size usually holds (a header is rarely
+    // under 1 KiB), so the list is not grown and copied again and again; capped, and only
+    // the part used is ever touched.
+    let mut pkgs = Vec::with_capacity((db.size() / 1024).min(8192) as usize);
     let mut sink = |instance: u32, blob: &[u8]| {
         let parsed = match detail {
             Detail::Full => header::parse(blob, instance),
