@@ -196,48 +196,51 @@ pub fn summaries_json_pretty(pkgs: &[Package]) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(pkgs.len() * 256);
     out.push(b'[');
+    // Packages installed by one transaction share their install time: format it once.
+    let mut date: Option<(u32, [u8; 19])> = None;
     for (i, p) in pkgs.iter().enumerate() {
+        // `arch` is always there, so always first: every key's text is fixed.
         out.extend_from_slice(if i == 0 { b"\n  {" } else { b",\n  {" });
-        let mut first = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
-            out.extend_from_slice(if first { b"\n    \"" } else { b",\n    \"" });
-            first = false;
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\": ");
-        };
-        key(&mut out, "arch");
+        out.extend_from_slice(b"\n    \"arch\": ");
         json_opt_str(&mut out, p.arch.as_deref());
         if let Some(e) = p.epoch {
-            key(&mut out, "epoch");
+            out.extend_from_slice(b",\n    \"epoch\": ");
             json_u64(&mut out, e.into());
         }
         if p.gpg_pubkey {
-            key(&mut out, "gpg_pubkey");
-            out.extend_from_slice(b"true");
+            out.extend_from_slice(b",\n    \"gpg_pubkey\": true");
         }
-        key(&mut out, "installdate");
+        out.extend_from_slice(b",\n    \"installdate\": ");
         match p.installtime {
             Some(t) => {
-                let mut buf = [0u8; 19];
-                match format_utc_into(i64::from(t), &mut buf) {
-                    Some(text) => json_str(&mut out, text),
+                if date.is_none_or(|(last, _)| last != t) {
+                    let mut buf = [0u8; 19];
+                    let ok = format_utc_into(i64::from(t), &mut buf).is_some();
+                    date = ok.then_some((t, buf));
+                }
+                match &date {
+                    Some((_, text)) => {
+                        out.push(b'"');
+                        out.extend_from_slice(text);
+                        out.push(b'"');
+                    }
                     None => json_str(&mut out, &format_utc(i64::from(t))),
                 }
             }
             None => out.extend_from_slice(b"null"),
         }
-        key(&mut out, "name");
+        out.extend_from_slice(b",\n    \"name\": ");
         json_str(&mut out, &p.name);
-        key(&mut out, "release");
+        out.extend_from_slice(b",\n    \"release\": ");
         json_str(&mut out, &p.release);
-        key(&mut out, "size");
+        out.extend_from_slice(b",\n    \"size\": ");
         match p.size {
             Some(n) => json_u64(&mut out, n),
             None => out.extend_from_slice(b"null"),
         }
-        key(&mut out, "summary");
+        out.extend_from_slice(b",\n    \"summary\": ");
         json_opt_str(&mut out, p.summary.as_deref());
-        key(&mut out, "version");
+        out.extend_from_slice(b",\n    \"version\": ");
         json_str(&mut out, &p.version);
         out.extend_from_slice(b"\n  }");
     }
@@ -247,6 +250,7 @@ pub fn summaries_json_pretty(pkgs: &[Package]) -> Vec<u8> {
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');

@@ -225,7 +225,12 @@ fn type_align(ty: u32) -> usize {
 fn entry_string(e: &Entry<'_>) -> Option<String> {
     match e.ty {
         TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => {
-            let text = &e.data[..nth_nul(e.data, 1)?];
+            // A STRING's data is exactly its text and NUL (measured by `data_length`).
+            let end = match e.ty {
+                TYPE_STRING => e.data.len().checked_sub(1)?,
+                _ => nth_nul(e.data, 1)?,
+            };
+            let text = &e.data[..end];
             // The checked conversion has an ASCII fast path the lossy one lacks.
             Some(match std::str::from_utf8(text) {
                 Ok(s) => s.to_owned(),
