@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use crate::rpmdb::{BlobSink, DbError, Source};
+use crate::rpmdb::{BlobSink, DbError, PageSet, Source};
 
 pub const HASH_MAGIC: u32 = 0x061561;
 pub const BTREE_MAGIC: u32 = 0x053162;
@@ -61,9 +61,8 @@ struct Db<'a> {
     page_size: usize,
     last_pgno: u32,
     /// Overflow pages already used by some chain.
-    /// Overflow pages already read, one bit per page up to `last_pgno` (a `HashSet` was a
-    /// seventh of a listing: every page of a BDB file is an overflow page but a few).
-    overflow_seen: Vec<u64>,
+    /// Overflow pages already read (every page of a BDB file is an overflow page but a few).
+    overflow_seen: PageSet,
 }
 
 impl Db<'_> {
@@ -98,7 +97,7 @@ impl Db<'_> {
             if pgno > self.last_pgno {
                 return Err(DbError::page(name, pgno as u64, "past last_pgno"));
             }
-            if pgno == 0 || !self.first_visit(pgno) {
+            if pgno == 0 || !self.overflow_seen.insert(pgno) {
                 return Err(DbError::page(
                     name,
                     pgno as u64,
@@ -128,18 +127,6 @@ impl Db<'_> {
             pgno = self.order.u32(&p, 16);
         }
         Ok(())
-    }
-
-    /// Marks overflow page `pgno` (≤ `last_pgno`) read; false if it already was.
-    fn first_visit(&mut self, pgno: u32) -> bool {
-        let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
-        match self.overflow_seen.get_mut(word) {
-            Some(w) if *w & bit == 0 => {
-                *w |= bit;
-                true
-            }
-            _ => false,
-        }
     }
 }
 
@@ -205,7 +192,7 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         order,
         page_size,
         last_pgno,
-        overflow_seen: vec![0; last_pgno as usize / 64 + 1],
+        overflow_seen: PageSet::new(last_pgno as u64 + 1),
     };
     let mut keys = HashSet::new();
     // The hash page and an overflow item: buffers reused for every page.

@@ -240,8 +240,42 @@ pub trait Source {
     }
 }
 
+/// A set of page numbers: a bitmap below `limit` (the pages a file of its size can hold,
+/// so its size is bounded by the file's) and a hash set above it (pages only a WAL holds).
+/// A SipHash set per visited page was a tenth of a listing's instructions.
+pub(crate) struct PageSet {
+    bits: Vec<u64>,
+    beyond: std::collections::HashSet<u32>,
+}
+
+impl PageSet {
+    pub(crate) fn new(limit: u64) -> Self {
+        PageSet {
+            bits: vec![0; (limit / 64 + 1) as usize],
+            beyond: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Adds `pgno`; false if it was there already.
+    pub(crate) fn insert(&mut self, pgno: u32) -> bool {
+        let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
+        match self.bits.get_mut(word) {
+            Some(w) => {
+                let new = *w & bit == 0;
+                *w |= bit;
+                new
+            }
+            None => self.beyond.insert(pgno),
+        }
+    }
+}
+
 /// An error unless `len` bytes at `offset` lie inside the source.
-fn check_bounds(src: &(impl Source + ?Sized), offset: u64, len: usize) -> Result<(), DbError> {
+pub(crate) fn check_bounds(
+    src: &(impl Source + ?Sized),
+    offset: u64,
+    len: usize,
+) -> Result<(), DbError> {
     let end = offset.checked_add(len as u64);
     if end.is_none_or(|end| end > src.size()) {
         return Err(DbError::corrupt(
@@ -758,6 +792,16 @@ mod tests {
             sort_packages(&mut pkgs, |a, b| a.name.cmp(&b.name));
             assert_eq!(pkgs, want, "len {len}");
         }
+    }
+
+    #[test]
+    fn page_set_inside_and_beyond_the_bitmap() {
+        let mut set = PageSet::new(100);
+        for pgno in [0, 1, 63, 64, 127, 128, 5000, u32::MAX] {
+            assert!(set.insert(pgno), "{pgno}");
+            assert!(!set.insert(pgno), "{pgno} again");
+        }
+        assert!(set.insert(2));
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //! per traversal (b-tree and overflow pages share one visited set), so a corrupt file can
 //! neither loop nor make us read or allocate more than its own size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::rpmdb::{BlobSink, DbError, Source};
+use crate::rpmdb::{check_bounds, BlobSink, DbError, PageSet, Source};
 
 const WAL_MAGIC_LE: u32 = 0x377f_0682;
 const WAL_MAGIC_BE: u32 = 0x377f_0683;
@@ -260,6 +260,12 @@ impl Pager<'_> {
 
     /// Reads page `pgno` into `buf` (reused from page to page).
     fn page(&self, pgno: u32, buf: &mut Vec<u8>) -> Result<(), DbError> {
+        let (src, off) = self.locate(pgno)?;
+        src.read_into(off, self.page_size, buf)
+    }
+
+    /// Where the committed copy of page `pgno` lives: the WAL or the database file.
+    fn locate(&self, pgno: u32) -> Result<(&dyn Source, u64), DbError> {
         if pgno == 0 || pgno > self.npages {
             return Err(DbError::page(
                 self.name(),
@@ -269,11 +275,10 @@ impl Pager<'_> {
         }
         if let Some((src, wal)) = &self.wal {
             if let Some(&off) = wal.frames.get(&pgno) {
-                return src.read_into(off, self.page_size, buf);
+                return Ok((*src, off));
             }
         }
-        let off = (pgno as u64 - 1) * self.page_size as u64;
-        self.db.read_into(off, self.page_size, buf)
+        Ok((self.db, (pgno as u64 - 1) * self.page_size as u64))
     }
 
     /// Bytes of all pages a payload could possibly span: a cheap cap for a claimed length
@@ -287,12 +292,11 @@ impl Pager<'_> {
     /// Walks the table b-tree rooted at `root`, calling `f(rowid, payload)` for every row.
     fn walk_table(&self, root: u32, f: RowSink<'_>) -> Result<(), DbError> {
         let name = self.name();
-        let mut visited = HashSet::new();
+        let mut visited = PageSet::new(self.db.size() / self.page_size as u64 + 1);
         let mut stack = vec![root];
-        // One buffer each for the b-tree page, an overflow page and a spilled payload, reused
-        // for the whole walk; a payload that fits its leaf page is handed over in place.
-        let (mut page_buf, mut overflow_buf, mut payload_buf) =
-            (Vec::new(), Vec::new(), Vec::new());
+        // One buffer each for the b-tree page and a spilled payload, reused for the whole
+        // walk; a payload that fits its leaf page is handed over in place.
+        let (mut page_buf, mut payload_buf) = (Vec::new(), Vec::new());
         while let Some(pgno) = stack.pop() {
             let err = |what: String| DbError::page(name, pgno as u64, what);
             if !visited.insert(pgno) {
@@ -336,13 +340,8 @@ impl Pager<'_> {
                     varint(c).ok_or_else(|| err(format!("cell {i}: bad payload size")))?;
                 let (rowid, n2) =
                     varint(&c[n1..]).ok_or_else(|| err(format!("cell {i}: bad rowid")))?;
-                let payload = self.payload(
-                    &c[n1 + n2..],
-                    plen,
-                    &mut visited,
-                    pgno,
-                    (&mut overflow_buf, &mut payload_buf),
-                )?;
+                let payload =
+                    self.payload(&c[n1 + n2..], plen, &mut visited, pgno, &mut payload_buf)?;
                 f(rowid as i64, payload)?;
             }
         }
@@ -350,15 +349,15 @@ impl Pager<'_> {
     }
 
     /// The table-leaf payload of `plen` bytes whose local part starts at `local`: in place
-    /// when it fits there, else assembled in `bufs.1` from the overflow chain (read page by
-    /// page into `bufs.0`; SQLite file format §1.6).
+    /// when it fits there, else assembled in `out` from the overflow chain, each page's
+    /// data appended straight from the source (SQLite file format §1.6).
     fn payload<'b>(
         &self,
         local: &'b [u8],
         plen: u64,
-        visited: &mut HashSet<u32>,
+        visited: &mut PageSet,
         pgno: u32,
-        bufs: (&mut Vec<u8>, &'b mut Vec<u8>),
+        out: &'b mut Vec<u8>,
     ) -> Result<&'b [u8], DbError> {
         let name = self.name();
         let u = self.usable as u64;
@@ -387,9 +386,11 @@ impl Pager<'_> {
         if plen == local_len as u64 {
             return Ok(here);
         }
-        let (page, out) = bufs;
         out.clear();
-        out.reserve(plen as usize);
+        if out.capacity() < plen as usize {
+            // A fresh buffer, not `reserve`: growing would copy the old capacity's bytes.
+            *out = Vec::with_capacity(plen as usize);
+        }
         out.extend_from_slice(here);
         let mut next = be32(
             local
@@ -405,10 +406,13 @@ impl Pager<'_> {
                     "overflow chain ends early or loops",
                 ));
             }
-            self.page(next, page)?;
+            let (src, at) = self.locate(next)?;
+            let mut pointer = [0u8; 4];
+            check_bounds(src, at, self.page_size)?;
+            src.read_at(at, &mut pointer)?;
             let take = ((plen - out.len() as u64).min(u - 4)) as usize;
-            out.extend_from_slice(&page[4..4 + take]);
-            next = be32(page, 0);
+            src.read_append(at + 4, take, out)?;
+            next = u32::from_be_bytes(pointer);
         }
         Ok(out)
     }
