@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use crate::rpmdb::{BlobSink, DbError, PageSet, Source};
+use crate::rpmdb::{make_room, BlobSink, DbError, PageSet, Source};
 
 pub const HASH_MAGIC: u32 = 0x061561;
 pub const BTREE_MAGIC: u32 = 0x053162;
@@ -88,11 +88,7 @@ impl Db<'_> {
         if tlen > MAX_BLOB || tlen > self.src.size() {
             return Err(DbError::page(name, pgno as u64, "overflow item too long"));
         }
-        out.clear();
-        if out.capacity() < tlen as usize {
-            // A fresh buffer, not `reserve`: growing would copy the old capacity's bytes.
-            *out = Vec::with_capacity(tlen as usize);
-        }
+        make_room(out, tlen as usize);
         while (out.len() as u64) < tlen {
             if pgno > self.last_pgno {
                 return Err(DbError::page(name, pgno as u64, "past last_pgno"));

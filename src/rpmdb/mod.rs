@@ -270,6 +270,19 @@ impl PageSet {
     }
 }
 
+/// Empties `out`, the buffer an item spread over several pages is assembled in, and makes
+/// room for `len` bytes. A buffer too small is replaced, not grown (growing copies the old
+/// bytes), by one of 256 KiB at least and twice the old one: most headers fit the first,
+/// so few buffers serve the whole database and few pages are faulted in (a fresh buffer
+/// for each new largest item faulted in all of them: most of the page faults of a
+/// BerkeleyDB listing). Callers have checked `len` against the file size.
+pub(crate) fn make_room(out: &mut Vec<u8>, len: usize) {
+    out.clear();
+    if out.capacity() < len {
+        *out = Vec::with_capacity(len.max(out.capacity() * 2).max(256 << 10));
+    }
+}
+
 /// An error unless `len` bytes at `offset` lie inside the source.
 pub(crate) fn check_bounds(
     src: &(impl Source + ?Sized),

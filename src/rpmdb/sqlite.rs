@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::rpmdb::{check_bounds, BlobSink, DbError, PageSet, Source};
+use crate::rpmdb::{check_bounds, make_room, BlobSink, DbError, PageSet, Source};
 
 const WAL_MAGIC_LE: u32 = 0x377f_0682;
 const WAL_MAGIC_BE: u32 = 0x377f_0683;
@@ -386,11 +386,7 @@ impl Pager<'_> {
         if plen == local_len as u64 {
             return Ok(here);
         }
-        out.clear();
-        if out.capacity() < plen as usize {
-            // A fresh buffer, not `reserve`: growing would copy the old capacity's bytes.
-            *out = Vec::with_capacity(plen as usize);
-        }
+        make_room(out, plen as usize);
         out.extend_from_slice(here);
         let mut next = be32(
             local
