@@ -191,10 +191,26 @@ pub fn summary(p: &Package) -> Summary<'_> {
 /// append per token, which made it the largest part of `sidecar rpms --json`. Strings that
 /// need escaping (never seen in practice) go through serde_json itself.
 pub fn summaries_json_pretty(pkgs: &[Package]) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = write_summaries_json_pretty(pkgs, &mut out);
+    out
+}
+
+/// How much of the listing is formatted before it is written out.
+const JSON_CHUNK: usize = 32 << 10;
+
+/// [`summaries_json_pretty`] written to `w` a chunk at a time: a buffer for the whole
+/// listing took a few dozen fresh pages, and faulting a page in costs more here than a
+/// `write`.
+pub fn write_summaries_json_pretty(
+    pkgs: &[Package],
+    w: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     if pkgs.is_empty() {
-        return b"[]".to_vec();
+        return w.write_all(b"[]");
     }
-    let mut out = Vec::with_capacity(pkgs.len() * 256);
+    let mut out = Vec::with_capacity(JSON_CHUNK + 1024);
     out.push(b'[');
     // Packages installed by one transaction share their install time: format it once.
     let mut date: Option<(u32, [u8; 19])> = None;
@@ -243,9 +259,13 @@ pub fn summaries_json_pretty(pkgs: &[Package]) -> Vec<u8> {
         out.extend_from_slice(b",\n    \"version\": ");
         json_str(&mut out, &p.version);
         out.extend_from_slice(b"\n  }");
+        if out.len() >= JSON_CHUNK {
+            w.write_all(&out)?;
+            out.clear();
+        }
     }
     out.extend_from_slice(b"\n]");
-    out
+    w.write_all(&out)
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -366,7 +386,14 @@ mod tests {
         let mut old = p("ancient");
         old.installtime = Some(u32::MAX);
         old.size = Some(0);
-        let lists = [vec![], vec![p("one")], vec![p("a"), odd, key, old, p("")]];
+        // The last list is several chunks long.
+        let many = (0..500).map(|i| p(&format!("pkg{i}"))).collect();
+        let lists = [
+            vec![],
+            vec![p("one")],
+            vec![p("a"), odd, key, old, p("")],
+            many,
+        ];
         for list in lists {
             let want: Vec<_> = list.iter().map(summary).collect();
             let want = serde_json::to_vec_pretty(&want).unwrap();
