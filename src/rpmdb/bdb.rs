@@ -194,6 +194,11 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
     // The hash page and an overflow item: buffers reused for every page.
     let (mut p, mut spilled) = (Vec::new(), Vec::new());
     for pgno in 1..=last_pgno {
+        // Overflow pages already read with their chains are not even looked at (their
+        // chains mostly follow the hash pages that point into them).
+        if db.overflow_seen.contains(pgno) {
+            continue;
+        }
         // The page type first: most pages are overflow pages, read with their chains, and
         // copying each of them whole just to skip it was a fifth of a listing.
         let mut kind = [0u8; PAGE_HEADER];

@@ -256,6 +256,13 @@ impl PageSet {
         }
     }
 
+    pub(crate) fn contains(&self, pgno: u32) -> bool {
+        match self.bits.get(pgno as usize / 64) {
+            Some(w) => w & (1u64 << (pgno % 64)) != 0,
+            None => self.beyond.contains(&pgno),
+        }
+    }
+
     /// Adds `pgno`; false if it was there already.
     pub(crate) fn insert(&mut self, pgno: u32) -> bool {
         let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
@@ -347,23 +354,29 @@ pub struct FileSource {
     name: &'static str,
     file: File,
     size: u64,
-    /// A read-ahead window: readers ask for one page at a time, mostly in file order, and a
-    /// `pread` per page cost more than the parsing (a BerkeleyDB of 4 MiB took ~2000). One
-    /// reused buffer, not the whole file: memory stays flat and no fresh pages are faulted in.
-    /// Still a copy, never a mapping.
-    window: std::cell::RefCell<Window>,
+    /// Read-ahead windows: readers ask for one page at a time, mostly in file order, and a
+    /// `pread` per page cost more than the parsing (a BerkeleyDB of 4 MiB took ~2000). Two
+    /// reused buffers, not the whole file: memory stays flat and no fresh pages are faulted
+    /// in. Two because readers follow two streams at once, the b-tree or hash pages and the
+    /// overflow chains they point into, and one window refilled for each in turn read a
+    /// BerkeleyDB file nearly three times over. Still a copy, never a mapping.
+    windows: std::cell::RefCell<[Window; 2]>,
+    /// The window used last; a miss refills the other one, unless it only continues the
+    /// stream of this one (then the second buffer is never needed for a plain scan).
+    recent: std::cell::Cell<usize>,
 }
 
+#[derive(Default)]
 struct Window {
     offset: u64,
     len: usize,
     buf: Vec<u8>,
 }
 
-/// The read-ahead window's size: room for two of the largest pages (64 KiB), and small
-/// enough that faulting its pages in (the first read of each) does not cost more than the
-/// extra `pread`s it saves (256 KiB was measurably slower on a 1 MiB database).
-const WINDOW: usize = 128 << 10;
+/// A read-ahead window's size: room for one of the largest pages (64 KiB), and small enough
+/// that faulting its pages in (the first read of each) does not cost more than the extra
+/// `pread`s it saves (one window of 256 KiB was measurably slower on a 1 MiB database).
+const WINDOW: usize = 64 << 10;
 
 impl FileSource {
     pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
@@ -376,16 +389,12 @@ impl FileSource {
 
     /// Like `new`, with the size already known (from a stamp taken just before).
     fn with_size(name: &'static str, file: File, size: u64) -> Self {
-        let window = Window {
-            offset: 0,
-            len: 0,
-            buf: Vec::new(),
-        };
         FileSource {
             name,
             file,
             size,
-            window: std::cell::RefCell::new(window),
+            windows: Default::default(),
+            recent: std::cell::Cell::new(0),
         }
     }
 
@@ -443,28 +452,41 @@ impl FileSource {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, DbError> {
         let end = offset.checked_add(len as u64);
-        if len > WINDOW / 2 || end.is_none_or(|e| e > self.size) {
+        if len > WINDOW || end.is_none_or(|e| e > self.size) {
             return Ok(None);
         }
-        let mut w = self.window.borrow_mut();
+        let mut windows = self.windows.borrow_mut();
         let inside =
             |w: &Window| offset >= w.offset && offset + len as u64 <= w.offset + w.len as u64;
-        if !inside(&w) {
-            // Refill from the page-aligned start, as much as the file has.
-            let start = offset - offset % 4096;
-            let fill = (self.size - start).min(WINDOW as u64) as usize;
-            if w.buf.is_empty() {
-                // Allocated zeroed, not grown and filled byte by byte (`resize` was as
-                // costly as the whole header validation of a listing).
-                w.buf = vec![0u8; WINDOW];
+        let recent = self.recent.get();
+        let i = match windows.iter().position(inside) {
+            Some(i) => i,
+            None => {
+                let last = &windows[recent];
+                let streaming = last.buf.is_empty()
+                    || (offset >= last.offset + last.len as u64
+                        && offset < last.offset + (last.len + WINDOW) as u64);
+                let i = if streaming { recent } else { 1 - recent };
+                let w = &mut windows[i];
+                // Refill from the page-aligned start, as much as the file has.
+                let start = offset - offset % 4096;
+                let fill = (self.size - start).min(WINDOW as u64) as usize;
+                if w.buf.is_empty() {
+                    // Allocated zeroed, not grown and filled byte by byte (`resize` was as
+                    // costly as the whole header validation of a listing).
+                    w.buf = vec![0u8; WINDOW];
+                }
+                self.pread(start, &mut w.buf[..fill])?;
+                w.offset = start;
+                w.len = fill;
+                if !inside(w) {
+                    return Ok(None);
+                }
+                i
             }
-            self.pread(start, &mut w.buf[..fill])?;
-            w.offset = start;
-            w.len = fill;
-            if !inside(&w) {
-                return Ok(None);
-            }
-        }
+        };
+        self.recent.set(i);
+        let w = &windows[i];
         let at = (offset - w.offset) as usize;
         Ok(Some(f(&w.buf[at..at + len])))
     }
@@ -811,8 +833,10 @@ mod tests {
     fn page_set_inside_and_beyond_the_bitmap() {
         let mut set = PageSet::new(100);
         for pgno in [0, 1, 63, 64, 127, 128, 5000, u32::MAX] {
+            assert!(!set.contains(pgno), "{pgno}");
             assert!(set.insert(pgno), "{pgno}");
             assert!(!set.insert(pgno), "{pgno} again");
+            assert!(set.contains(pgno), "{pgno}");
         }
         assert!(set.insert(2));
     }
