@@ -359,8 +359,9 @@ pub fn rpms(a: Rpms) -> CliResult {
     let db = db.map_err(|e| e.to_string())?;
     match name {
         None if a.json => {
-            let list: Vec<_> = db.packages.iter().map(crate::packages::summary).collect();
-            print_json(&list);
+            let mut out = std::io::stdout().lock();
+            let _ = crate::packages::write_summaries_json_pretty(&db.packages, &mut out)
+                .and_then(|()| std::io::Write::write_all(&mut out, b"\n"));
         }
         None => {
             let lines: Vec<String> = db.packages.iter().map(crate::packages::nevra).collect();

@@ -76,7 +76,7 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+    pub fn json(status: u16, value: &(impl serde::Serialize + ?Sized)) -> Response {
         let mut body = serde_json::to_vec(value).unwrap_or_default();
         body.push(b'\n');
         Response {

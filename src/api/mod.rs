@@ -228,12 +228,8 @@ impl App {
             ["rpms"] => {
                 only(method, "GET")?;
                 let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
-                let list: Vec<Value> = db
-                    .packages
-                    .iter()
-                    .map(|p| Value::Object(packages::summary(p)))
-                    .collect();
-                Ok(Response::json(200, &Value::Array(list)))
+                let list: Vec<_> = db.packages.iter().map(packages::summary).collect();
+                Ok(Response::json(200, &list))
             }
             ["rpms", name] => {
                 only(method, "GET")?;

@@ -196,6 +196,33 @@ pub fn format_utc(secs: i64) -> String {
     )
 }
 
+/// `format_utc` into a stack buffer, without the formatting machinery: listings format one
+/// date per package. `None` for years outside 0..=9999 (which `format_utc` handles).
+pub fn format_utc_into(secs: i64, out: &mut [u8; 19]) -> Option<&str> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let y = u32::try_from(y).ok().filter(|&y| y <= 9999)?;
+    let rem = rem as u32;
+    let two = |out: &mut [u8], v: u32| {
+        out[0] = b'0' + (v / 10) as u8;
+        out[1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out[0..2], y / 100);
+    two(&mut out[2..4], y % 100);
+    out[4] = b'-';
+    two(&mut out[5..7], m);
+    out[7] = b'-';
+    two(&mut out[8..10], d);
+    out[10] = b'T';
+    two(&mut out[11..13], rem / 3600);
+    out[13] = b':';
+    two(&mut out[14..16], rem % 3600 / 60);
+    out[16] = b':';
+    two(&mut out[17..19], rem % 60);
+    std::str::from_utf8(out).ok()
+}
+
 /// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date of a day number.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -477,6 +504,19 @@ mod tests {
     #[test]
     fn utc_formatting() {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00");
+        let mut buf = [0u8; 19];
+        for t in [
+            0,
+            1_581_451_430,
+            951_782_400,
+            -1,
+            4_294_967_295,
+            253_402_300_799,
+        ] {
+            assert_eq!(format_utc_into(t, &mut buf), Some(format_utc(t).as_str()));
+        }
+        assert_eq!(format_utc_into(253_402_300_800, &mut buf), None);
+        assert_eq!(format_utc_into(-62_167_219_201, &mut buf), None);
         assert_eq!(format_utc(1_581_451_430), "2020-02-11T20:03:50");
         assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00");
         assert_eq!(format_utc(-1), "1969-12-31T23:59:59");

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use crate::rpmdb::{BlobSink, DbError, Source};
+use crate::rpmdb::{make_room, BlobSink, DbError, PageSet, Source};
 
 pub const HASH_MAGIC: u32 = 0x061561;
 pub const BTREE_MAGIC: u32 = 0x053162;
@@ -61,7 +61,8 @@ struct Db<'a> {
     page_size: usize,
     last_pgno: u32,
     /// Overflow pages already used by some chain.
-    overflow_seen: HashSet<u32>,
+    /// Overflow pages already read (every page of a BDB file is an overflow page but a few).
+    overflow_seen: PageSet,
 }
 
 impl Db<'_> {
@@ -69,23 +70,29 @@ impl Db<'_> {
         self.src.name()
     }
 
-    fn page(&self, pgno: u32) -> Result<Vec<u8>, DbError> {
+    /// Reads page `pgno` into `buf` (reused from page to page).
+    fn page(&self, pgno: u32, buf: &mut Vec<u8>) -> Result<(), DbError> {
         if pgno > self.last_pgno {
             return Err(DbError::page(self.name(), pgno as u64, "past last_pgno"));
         }
         self.src
-            .read_vec(pgno as u64 * self.page_size as u64, self.page_size)
+            .read_into(pgno as u64 * self.page_size as u64, self.page_size, buf)
     }
 
-    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno`.
-    fn overflow(&mut self, mut pgno: u32, tlen: u32) -> Result<Vec<u8>, DbError> {
+    /// Reads the `tlen`-byte item stored in the overflow chain starting at `pgno` into `out`
+    /// (reused from item to item): each page's header, then its data appended straight to
+    /// `out`, one copy.
+    fn overflow(&mut self, mut pgno: u32, tlen: u32, out: &mut Vec<u8>) -> Result<(), DbError> {
         let name = self.name();
         let tlen = tlen as u64;
         if tlen > MAX_BLOB || tlen > self.src.size() {
             return Err(DbError::page(name, pgno as u64, "overflow item too long"));
         }
-        let mut out = Vec::with_capacity(tlen as usize);
+        make_room(out, tlen as usize);
         while (out.len() as u64) < tlen {
+            if pgno > self.last_pgno {
+                return Err(DbError::page(name, pgno as u64, "past last_pgno"));
+            }
             if pgno == 0 || !self.overflow_seen.insert(pgno) {
                 return Err(DbError::page(
                     name,
@@ -93,23 +100,29 @@ impl Db<'_> {
                     "overflow chain broken or shared",
                 ));
             }
-            let p = self.page(pgno)?;
+            let at = pgno as u64 * self.page_size as u64;
+            let mut p = [0u8; PAGE_HEADER];
+            self.src.read_at(at, &mut p)?;
             if p[25] != P_OVERFLOW || self.order.u32(&p, 8) != pgno {
                 return Err(DbError::page(name, pgno as u64, "not an overflow page"));
             }
             // On overflow pages hf_offset is the number of data bytes on the page.
             let len = self.order.u16(&p, 22) as usize;
             let want = (tlen - out.len() as u64).min(len as u64) as usize;
-            let data = p
-                .get(PAGE_HEADER..PAGE_HEADER + want)
-                .ok_or_else(|| DbError::page(name, pgno as u64, "overflow length past page"))?;
+            if PAGE_HEADER + want > self.page_size {
+                return Err(DbError::page(
+                    name,
+                    pgno as u64,
+                    "overflow length past page",
+                ));
+            }
             if len == 0 {
                 return Err(DbError::page(name, pgno as u64, "empty overflow page"));
             }
-            out.extend_from_slice(data);
+            self.src.read_append(at + PAGE_HEADER as u64, want, out)?;
             pgno = self.order.u32(&p, 16);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -175,14 +188,25 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         order,
         page_size,
         last_pgno,
-        overflow_seen: HashSet::new(),
+        overflow_seen: PageSet::new(last_pgno as u64 + 1),
     };
     let mut keys = HashSet::new();
+    // The hash page and an overflow item: buffers reused for every page.
+    let (mut p, mut spilled) = (Vec::new(), Vec::new());
     for pgno in 1..=last_pgno {
-        let p = db.page(pgno)?;
-        if p[25] != P_HASH && p[25] != P_HASH_UNSORTED {
+        // Overflow pages already read with their chains are not even looked at (their
+        // chains mostly follow the hash pages that point into them).
+        if db.overflow_seen.contains(pgno) {
             continue;
         }
+        // The page type first: most pages are overflow pages, read with their chains, and
+        // copying each of them whole just to skip it was a fifth of a listing.
+        let mut kind = [0u8; PAGE_HEADER];
+        db.src.read_at(pgno as u64 * page_size as u64, &mut kind)?;
+        if kind[25] != P_HASH && kind[25] != P_HASH_UNSORTED {
+            continue;
+        }
+        db.page(pgno, &mut p)?;
         if order.u32(&p, 8) != pgno {
             return Err(DbError::page(name, pgno as u64, "page number mismatch"));
         }
@@ -214,11 +238,12 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
             }
             let recno = order.u32(key, 1);
             let data = item(2 * pair + 1)?;
-            let blob = match data[0] {
-                H_KEYDATA => data[1..].to_vec(),
+            let blob: &[u8] = match data[0] {
+                H_KEYDATA => &data[1..],
                 H_OFFPAGE if data.len() >= 12 => {
                     let (opg, tlen) = (order.u32(data, 4), order.u32(data, 8));
-                    db.overflow(opg, tlen)?
+                    db.overflow(opg, tlen, &mut spilled)?;
+                    &spilled
                 }
                 H_DUPLICATE | H_OFFDUP => {
                     return Err(DbError::page(
@@ -240,7 +265,7 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
                     format!("record {recno} appears twice"),
                 ));
             }
-            f(recno, &blob)?;
+            f(recno, blob)?;
         }
     }
     Ok(())

@@ -135,12 +135,17 @@ fn be32(b: &[u8], at: usize) -> u32 {
 
 fn raw_entry(index_bytes: &[u8], i: usize) -> (u32, u32, i32, u32) {
     let at = i * ENTRY_SIZE;
-    (
-        be32(index_bytes, at),
-        be32(index_bytes, at + 4),
-        be32(index_bytes, at + 8) as i32,
-        be32(index_bytes, at + 12),
-    )
+    match index_bytes.get(at..at + ENTRY_SIZE) {
+        Some(raw) => entry_fields(raw.try_into().unwrap_or(&[0; ENTRY_SIZE])),
+        None => (0, 0, 0, 0),
+    }
+}
+
+/// Tag, type, offset and count of a 16-byte index entry: fixed-size array, no bounds
+/// checks (this runs for every entry of every header).
+fn entry_fields(raw: &[u8; ENTRY_SIZE]) -> (u32, u32, i32, u32) {
+    let w = |k: usize| u32::from_be_bytes([raw[k], raw[k + 1], raw[k + 2], raw[k + 3]]);
+    (w(0), w(4), w(8) as i32, w(12))
 }
 
 /// rpm's `dataLength`: how many bytes `count` items of `ty` occupy at the start of `data`,
@@ -215,6 +220,47 @@ fn type_align(ty: u32) -> usize {
     }
 }
 
+/// First string of a STRING, I18NSTRING or STRING_ARRAY entry (rpm shows the first
+/// translation in the C locale).
+fn entry_string(e: &Entry<'_>) -> Option<String> {
+    match e.ty {
+        TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => {
+            // A STRING's data is exactly its text and NUL (measured by `data_length`).
+            let end = match e.ty {
+                TYPE_STRING => e.data.len().checked_sub(1)?,
+                _ => nth_nul(e.data, 1)?,
+            };
+            let text = &e.data[..end];
+            // The checked conversion has an ASCII fast path the lossy one lacks.
+            Some(match std::str::from_utf8(text) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(text).into_owned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn entry_u32(e: &Entry<'_>) -> Option<u32> {
+    let d = e.data;
+    match e.ty {
+        TYPE_INT32 => Some(be32(d, 0)),
+        TYPE_INT16 if d.len() >= 2 => Some(u16::from_be_bytes([d[0], d[1]]) as u32),
+        TYPE_INT8 | TYPE_CHAR => d.first().map(|&b| b as u32),
+        _ => None,
+    }
+}
+
+fn entry_u64(e: &Entry<'_>) -> Option<u64> {
+    match e.ty {
+        TYPE_INT64 => {
+            let b: [u8; 8] = e.data.get(..8)?.try_into().ok()?;
+            Some(u64::from_be_bytes(b))
+        }
+        _ => entry_u32(e).map(u64::from),
+    }
+}
+
 /// The parsed index of a header: entries in blob order, later ones overriding earlier ones
 /// with the same tag (tags added at install time sit after the immutable region).
 struct Header<'a> {
@@ -226,17 +272,8 @@ impl<'a> Header<'a> {
         self.entries.iter().rev().find(|e| e.tag == tag)
     }
 
-    /// First string of a STRING, I18NSTRING or STRING_ARRAY entry (rpm shows the first
-    /// translation in the C locale).
     fn string(&self, tag: u32) -> Option<String> {
-        let e = self.get(tag)?;
-        match e.ty {
-            TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY => {
-                let end = e.data.iter().position(|&b| b == 0)?;
-                Some(String::from_utf8_lossy(&e.data[..end]).into_owned())
-            }
-            _ => None,
-        }
+        entry_string(self.get(tag)?)
     }
 
     fn strings(&self, tag: u32) -> Vec<String> {
@@ -263,25 +300,7 @@ impl<'a> Header<'a> {
     }
 
     fn u32(&self, tag: u32) -> Option<u32> {
-        let e = self.get(tag)?;
-        let d = e.data;
-        match e.ty {
-            TYPE_INT32 => Some(be32(d, 0)),
-            TYPE_INT16 if d.len() >= 2 => Some(u16::from_be_bytes([d[0], d[1]]) as u32),
-            TYPE_INT8 | TYPE_CHAR => d.first().map(|&b| b as u32),
-            _ => None,
-        }
-    }
-
-    fn u64(&self, tag: u32) -> Option<u64> {
-        let e = self.get(tag)?;
-        match e.ty {
-            TYPE_INT64 => {
-                let b: [u8; 8] = e.data.get(..8)?.try_into().ok()?;
-                Some(u64::from_be_bytes(b))
-            }
-            _ => self.u32(tag).map(u64::from),
-        }
+        entry_u32(self.get(tag)?)
     }
 
     fn deps(&self, name: u32, flags: u32, version: u32) -> Vec<Dependency> {
@@ -326,28 +345,40 @@ impl<'a> Header<'a> {
 
 /// Validates the index of `blob` the way rpm's `headerImport` does and returns its entries.
 fn index(blob: &[u8]) -> Result<Header<'_>, HeaderError> {
-    index_with(blob, None)
+    let mut entries = Vec::new();
+    index_with(blob, |_| true, |e| entries.push(e))?;
+    Ok(Header { entries })
 }
 
-/// The tags a listing reads (see [`parse_summary`]).
-const SUMMARY_TAGS: [u32; 11] = [
-    TAG_NAME,
-    TAG_VERSION,
-    TAG_RELEASE,
-    TAG_EPOCH,
-    TAG_ARCH,
-    TAG_INSTALLTIME,
-    TAG_SIZE,
-    TAG_LONGSIZE,
-    TAG_SUMMARY,
-    TAG_LICENSE,
-    TAG_VENDOR,
-];
+/// The tags a listing shows (see [`parse_summary`]).
+fn summary_tag(tag: u32) -> bool {
+    matches!(
+        tag,
+        TAG_NAME
+            | TAG_VERSION
+            | TAG_RELEASE
+            | TAG_EPOCH
+            | TAG_ARCH
+            | TAG_INSTALLTIME
+            | TAG_SIZE
+            | TAG_LONGSIZE
+            | TAG_SUMMARY
+    )
+}
 
-/// `index`, where `only`, when given, lists the tags whose string data is measured: the
-/// string arrays of other tags (file names, most of a database) are checked for bounds,
-/// alignment and order but not scanned, and come back empty. Nothing is read from them.
-fn index_with<'a>(blob: &'a [u8], only: Option<&[u32]>) -> Result<Header<'a>, HeaderError> {
+/// Validates the index of `blob` as rpm's `headerImport` does and hands every entry, in
+/// blob order, to `each`; entries of tags `wanted` refuses are passed over unchecked and
+/// unread. With every tag wanted this is rpm's validation; a listing wants a few tags, and
+/// checking the other fifty-odd entries of each header (order, overlap, and scanning file
+/// name arrays, most of a database, for their terminators) was most of its time. What is
+/// read is checked all the same: the blob's length against il/dl, the region, and each
+/// wanted entry's type, count, alignment, offset, order and data length, so every byte read
+/// is in bounds.
+fn index_with<'a>(
+    blob: &'a [u8],
+    wanted: impl Fn(u32) -> bool,
+    mut each: impl FnMut(Entry<'a>),
+) -> Result<(), HeaderError> {
     if blob.len() < 8 {
         return Err(HeaderError::Length {
             have: blob.len(),
@@ -415,10 +446,14 @@ fn index_with<'a>(blob: &'a [u8], only: Option<&[u32]>) -> Result<Header<'a>, He
     }
 
     let first = usize::from(has_region);
-    let mut entries = Vec::with_capacity(il - first);
     let mut end = 0usize;
-    for i in first..il {
-        let (tag, ty, off, count) = raw_entry(index_bytes, i);
+    let (entries, _) = index_bytes.as_chunks::<ENTRY_SIZE>();
+    for (k, raw) in entries.get(first..).unwrap_or_default().iter().enumerate() {
+        let i = first + k;
+        let (tag, ty, off, count) = entry_fields(raw);
+        if !wanted(tag) {
+            continue;
+        }
         let bad = |what| HeaderError::Entry {
             index: i,
             tag,
@@ -444,14 +479,8 @@ fn index_with<'a>(blob: &'a [u8], only: Option<&[u32]>) -> Result<Header<'a>, He
         if off > dl {
             return Err(bad("offset past data"));
         }
-        let skip = matches!(ty, TYPE_STRING_ARRAY | TYPE_I18NSTRING)
-            && only.is_some_and(|t| !t.contains(&tag));
-        let len = if skip {
-            0
-        } else {
-            data_length(ty, count, &data[off..]).ok_or_else(|| bad("data does not fit"))?
-        };
-        if len == 0 && !skip {
+        let len = data_length(ty, count, &data[off..]).ok_or_else(|| bad("data does not fit"))?;
+        if len == 0 {
             return Err(bad("empty data"));
         }
         end = off + len;
@@ -459,69 +488,108 @@ fn index_with<'a>(blob: &'a [u8], only: Option<&[u32]>) -> Result<Header<'a>, He
         if has_region && end > region_end - ENTRY_SIZE && off < region_end {
             return Err(bad("data overlaps region trailer"));
         }
-        entries.push(Entry {
+        each(Entry {
             tag,
             ty,
             count,
             data: &data[off..end],
         });
     }
-    Ok(Header { entries })
+    Ok(())
 }
 
 /// Parses an installed header blob into a [`Package`] with the given db record number.
 pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
-    let mut p = summary(&h, instance)?;
-    p.description = h.string(TAG_DESCRIPTION);
-    p.requires = h.deps(TAG_REQUIRENAME, TAG_REQUIREFLAGS, TAG_REQUIREVERSION);
-    p.provides = h.deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION);
-    p.conflicts = h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION);
-    p.obsoletes = h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION);
-    p.files = h.files()?;
-    Ok(p)
-}
-
-/// Like [`parse`] without description, dependencies and files: what a listing shows. Every
-/// entry is checked for bounds, alignment and order as rpm does; string arrays it does not
-/// read are not scanned for their terminators (a full parse does that).
-pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
-    summary(&index_with(blob, Some(&SUMMARY_TAGS))?, instance)
-}
-
-fn summary(h: &Header<'_>, instance: u32) -> Result<Package, HeaderError> {
-    let name = h.string(TAG_NAME).ok_or(HeaderError::Missing(TAG_NAME))?;
-    let version = h
-        .string(TAG_VERSION)
-        .ok_or(HeaderError::Missing(TAG_VERSION))?;
-    let release = h
-        .string(TAG_RELEASE)
-        .ok_or(HeaderError::Missing(TAG_RELEASE))?;
-    let size = h.u64(TAG_LONGSIZE).or_else(|| h.u64(TAG_SIZE));
-    Ok(Package {
-        gpg_pubkey: name == "gpg-pubkey",
-        name,
-        epoch: h.u32(TAG_EPOCH),
-        version,
-        release,
-        arch: h.string(TAG_ARCH),
-        installtime: h.u32(TAG_INSTALLTIME),
-        size,
-        summary: h.string(TAG_SUMMARY),
-        description: None,
+    let get = |tag| h.get(tag).copied();
+    let mut p = Package {
         license: h.string(TAG_LICENSE),
         vendor: h.string(TAG_VENDOR),
         buildtime: h.u32(TAG_BUILDTIME),
         sourcerpm: h.string(TAG_SOURCERPM),
         url: h.string(TAG_URL),
         packager: h.string(TAG_PACKAGER),
-        requires: Vec::new(),
-        provides: Vec::new(),
-        conflicts: Vec::new(),
-        obsoletes: Vec::new(),
-        files: Vec::new(),
-        instance,
-    })
+        description: h.string(TAG_DESCRIPTION),
+        requires: h.deps(TAG_REQUIRENAME, TAG_REQUIREFLAGS, TAG_REQUIREVERSION),
+        provides: h.deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION),
+        conflicts: h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION),
+        obsoletes: h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION),
+        files: h.files()?,
+        ..Package::default()
+    };
+    let shown = Shown {
+        name: get(TAG_NAME),
+        version: get(TAG_VERSION),
+        release: get(TAG_RELEASE),
+        epoch: get(TAG_EPOCH),
+        arch: get(TAG_ARCH),
+        installtime: get(TAG_INSTALLTIME),
+        size: get(TAG_SIZE),
+        longsize: get(TAG_LONGSIZE),
+        summary: get(TAG_SUMMARY),
+    };
+    shown.fill(&mut p, instance)?;
+    Ok(p)
+}
+
+/// Like [`parse`], with only what a listing shows: name, epoch, version, release, arch,
+/// install time, size and summary; everything else stays empty. Only the entries it reads
+/// are validated (a full parse validates all of them, as rpm does), in one pass that keeps
+/// them instead of collecting every entry.
+pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+    let mut shown = Shown::default();
+    index_with(blob, summary_tag, |e| {
+        // Later entries override earlier ones with the same tag, as in `Header::get`.
+        let slot = match e.tag {
+            TAG_NAME => &mut shown.name,
+            TAG_VERSION => &mut shown.version,
+            TAG_RELEASE => &mut shown.release,
+            TAG_EPOCH => &mut shown.epoch,
+            TAG_ARCH => &mut shown.arch,
+            TAG_INSTALLTIME => &mut shown.installtime,
+            TAG_SIZE => &mut shown.size,
+            TAG_LONGSIZE => &mut shown.longsize,
+            TAG_SUMMARY => &mut shown.summary,
+            _ => return,
+        };
+        *slot = Some(e);
+    })?;
+    let mut p = Package::default();
+    shown.fill(&mut p, instance)?;
+    Ok(p)
+}
+
+/// The entries of the fields a listing shows, the last of each tag.
+#[derive(Default)]
+struct Shown<'a> {
+    name: Option<Entry<'a>>,
+    version: Option<Entry<'a>>,
+    release: Option<Entry<'a>>,
+    epoch: Option<Entry<'a>>,
+    arch: Option<Entry<'a>>,
+    installtime: Option<Entry<'a>>,
+    size: Option<Entry<'a>>,
+    longsize: Option<Entry<'a>>,
+    summary: Option<Entry<'a>>,
+}
+
+impl Shown<'_> {
+    fn fill(&self, p: &mut Package, instance: u32) -> Result<(), HeaderError> {
+        let string = |e: &Option<Entry<'_>>| e.as_ref().and_then(entry_string);
+        let required = |e: &Option<Entry<'_>>, tag| string(e).ok_or(HeaderError::Missing(tag));
+        p.name = required(&self.name, TAG_NAME)?;
+        p.version = required(&self.version, TAG_VERSION)?;
+        p.release = required(&self.release, TAG_RELEASE)?;
+        p.gpg_pubkey = p.name == "gpg-pubkey";
+        p.epoch = self.epoch.as_ref().and_then(entry_u32);
+        p.arch = string(&self.arch);
+        p.installtime = self.installtime.as_ref().and_then(entry_u32);
+        p.size = (self.longsize.as_ref().and_then(entry_u64))
+            .or_else(|| self.size.as_ref().and_then(entry_u64));
+        p.summary = string(&self.summary);
+        p.instance = instance;
+        Ok(())
+    }
 }
 
 /// Builds header blobs for tests (ours and other modules'): a region-less or region-wrapped

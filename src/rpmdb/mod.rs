@@ -214,23 +214,100 @@ pub trait Source {
     /// Fills `buf` from `offset`. Callers check bounds against `size()` first.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError>;
 
+    /// Appends the `len` bytes at `offset` to `out` (whose capacity the caller reserved):
+    /// an overflow chain is assembled with one copy per page instead of two.
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        let start = out.len();
+        out.resize(start + len, 0);
+        self.read_at(offset, &mut out[start..])
+    }
+
     /// Reads `len` bytes at `offset`, checking bounds against `size()` before allocating.
     fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, DbError> {
-        let end = offset.checked_add(len as u64);
-        if end.is_none_or(|end| end > self.size()) {
-            return Err(DbError::corrupt(
-                self.name(),
-                offset,
-                format!(
-                    "read of {len} bytes past end of file ({} bytes)",
-                    self.size()
-                ),
-            ));
-        }
-        let mut buf = vec![0u8; len];
-        self.read_at(offset, &mut buf)?;
+        let mut buf = Vec::new();
+        self.read_into(offset, len, &mut buf)?;
         Ok(buf)
     }
+
+    /// `read_vec` into a buffer the caller reuses from page to page: resized to `len`, so
+    /// it is allocated and zero-filled once, not for every page (a fresh zeroed page per
+    /// read was a tenth of a listing's instructions).
+    fn read_into(&self, offset: u64, len: usize, buf: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        buf.resize(len, 0);
+        self.read_at(offset, buf)
+    }
+}
+
+/// A set of page numbers: a bitmap below `limit` (the pages a file of its size can hold,
+/// so its size is bounded by the file's) and a hash set above it (pages only a WAL holds).
+/// A SipHash set per visited page was a tenth of a listing's instructions.
+pub(crate) struct PageSet {
+    bits: Vec<u64>,
+    beyond: std::collections::HashSet<u32>,
+}
+
+impl PageSet {
+    pub(crate) fn new(limit: u64) -> Self {
+        PageSet {
+            bits: vec![0; (limit / 64 + 1) as usize],
+            beyond: std::collections::HashSet::new(),
+        }
+    }
+
+    pub(crate) fn contains(&self, pgno: u32) -> bool {
+        match self.bits.get(pgno as usize / 64) {
+            Some(w) => w & (1u64 << (pgno % 64)) != 0,
+            None => self.beyond.contains(&pgno),
+        }
+    }
+
+    /// Adds `pgno`; false if it was there already.
+    pub(crate) fn insert(&mut self, pgno: u32) -> bool {
+        let (word, bit) = (pgno as usize / 64, 1u64 << (pgno % 64));
+        match self.bits.get_mut(word) {
+            Some(w) => {
+                let new = *w & bit == 0;
+                *w |= bit;
+                new
+            }
+            None => self.beyond.insert(pgno),
+        }
+    }
+}
+
+/// Empties `out`, the buffer an item spread over several pages is assembled in, and makes
+/// room for `len` bytes. A buffer too small is replaced, not grown (growing copies the old
+/// bytes), by one of 256 KiB at least and twice the old one: most headers fit the first,
+/// so few buffers serve the whole database and few pages are faulted in (a fresh buffer
+/// for each new largest item faulted in all of them: most of the page faults of a
+/// BerkeleyDB listing). Callers have checked `len` against the file size.
+pub(crate) fn make_room(out: &mut Vec<u8>, len: usize) {
+    out.clear();
+    if out.capacity() < len {
+        *out = Vec::with_capacity(len.max(out.capacity() * 2).max(256 << 10));
+    }
+}
+
+/// An error unless `len` bytes at `offset` lie inside the source.
+pub(crate) fn check_bounds(
+    src: &(impl Source + ?Sized),
+    offset: u64,
+    len: usize,
+) -> Result<(), DbError> {
+    let end = offset.checked_add(len as u64);
+    if end.is_none_or(|end| end > src.size()) {
+        return Err(DbError::corrupt(
+            src.name(),
+            offset,
+            format!(
+                "read of {len} bytes past end of file ({} bytes)",
+                src.size()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A database image held in memory.
@@ -263,6 +340,13 @@ impl Source for SliceSource<'_> {
             None => Err(DbError::corrupt(self.name, offset, "read past end of data")),
         }
     }
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        // In bounds of `size()`, which is the slice's length.
+        let start = offset as usize;
+        out.extend_from_slice(&self.data[start..start + len]);
+        Ok(())
+    }
 }
 
 /// An open database file, read with `pread` only.
@@ -270,21 +354,29 @@ pub struct FileSource {
     name: &'static str,
     file: File,
     size: u64,
-    /// A read-ahead window: readers ask for one page at a time, mostly in file order, and a
-    /// `pread` per page cost more than the parsing (a BerkeleyDB of 4 MiB took ~2000). One
-    /// reused buffer, not the whole file: memory stays flat and no fresh pages are faulted in.
-    /// Still a copy, never a mapping.
-    window: std::cell::RefCell<Window>,
+    /// Read-ahead windows: readers ask for one page at a time, mostly in file order, and a
+    /// `pread` per page cost more than the parsing (a BerkeleyDB of 4 MiB took ~2000). Two
+    /// reused buffers, not the whole file: memory stays flat and no fresh pages are faulted
+    /// in. Two because readers follow two streams at once, the b-tree or hash pages and the
+    /// overflow chains they point into, and one window refilled for each in turn read a
+    /// BerkeleyDB file nearly three times over. Still a copy, never a mapping.
+    windows: std::cell::RefCell<[Window; 2]>,
+    /// The window used last; a miss refills the other one, unless it only continues the
+    /// stream of this one (then the second buffer is never needed for a plain scan).
+    recent: std::cell::Cell<usize>,
 }
 
+#[derive(Default)]
 struct Window {
     offset: u64,
     len: usize,
     buf: Vec<u8>,
 }
 
-/// The read-ahead window's size.
-const WINDOW: usize = 256 << 10;
+/// A read-ahead window's size: room for one of the largest pages (64 KiB), and small enough
+/// that faulting its pages in (the first read of each) does not cost more than the extra
+/// `pread`s it saves (one window of 256 KiB was measurably slower on a 1 MiB database).
+const WINDOW: usize = 64 << 10;
 
 impl FileSource {
     pub fn new(name: &'static str, file: File) -> Result<Self, DbError> {
@@ -297,16 +389,12 @@ impl FileSource {
 
     /// Like `new`, with the size already known (from a stamp taken just before).
     fn with_size(name: &'static str, file: File, size: u64) -> Self {
-        let window = Window {
-            offset: 0,
-            len: 0,
-            buf: Vec::new(),
-        };
         FileSource {
             name,
             file,
             size,
-            window: std::cell::RefCell::new(window),
+            windows: Default::default(),
+            recent: std::cell::Cell::new(0),
         }
     }
 
@@ -334,30 +422,73 @@ impl Source for FileSource {
         self.size
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DbError> {
-        let end = offset.checked_add(buf.len() as u64);
-        if buf.len() > WINDOW / 2 || end.is_none_or(|e| e > self.size) {
-            return self.pread(offset, buf);
+        match self.windowed(offset, buf.len(), |bytes| buf.copy_from_slice(bytes))? {
+            Some(()) => Ok(()),
+            None => self.pread(offset, buf),
         }
-        let mut w = self.window.borrow_mut();
-        let inside =
-            |w: &Window| offset >= w.offset && offset + buf.len() as u64 <= w.offset + w.len as u64;
-        if !inside(&w) {
-            // Refill from the page-aligned start, as much as the file has.
-            let start = offset - offset % 4096;
-            let len = (self.size - start).min(WINDOW as u64) as usize;
-            w.buf.resize(WINDOW, 0);
-            let (wbuf, wlen) = (&mut w.buf[..len], len);
-            self.pread(start, wbuf)?;
-            w.offset = start;
-            w.len = wlen;
-            if !inside(&w) {
-                drop(w);
-                return self.pread(offset, buf);
+    }
+
+    fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) -> Result<(), DbError> {
+        check_bounds(self, offset, len)?;
+        match self.windowed(offset, len, |bytes| out.extend_from_slice(bytes))? {
+            Some(()) => Ok(()),
+            None => {
+                let start = out.len();
+                out.resize(start + len, 0);
+                self.pread(offset, &mut out[start..])
             }
         }
+    }
+}
+
+impl FileSource {
+    /// Calls `f` with the `len` bytes at `offset` as they sit in the read-ahead window,
+    /// refilling it first if need be; `None` when the range does not suit the window (too
+    /// long or past the end), for the caller to `pread` directly.
+    fn windowed<R>(
+        &self,
+        offset: u64,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, DbError> {
+        let end = offset.checked_add(len as u64);
+        if len > WINDOW || end.is_none_or(|e| e > self.size) {
+            return Ok(None);
+        }
+        let mut windows = self.windows.borrow_mut();
+        let inside =
+            |w: &Window| offset >= w.offset && offset + len as u64 <= w.offset + w.len as u64;
+        let recent = self.recent.get();
+        let i = match windows.iter().position(inside) {
+            Some(i) => i,
+            None => {
+                let last = &windows[recent];
+                let streaming = last.buf.is_empty()
+                    || (offset >= last.offset + last.len as u64
+                        && offset < last.offset + (last.len + WINDOW) as u64);
+                let i = if streaming { recent } else { 1 - recent };
+                let w = &mut windows[i];
+                // Refill from the page-aligned start, as much as the file has.
+                let start = offset - offset % 4096;
+                let fill = (self.size - start).min(WINDOW as u64) as usize;
+                if w.buf.is_empty() {
+                    // Allocated zeroed, not grown and filled byte by byte (`resize` was as
+                    // costly as the whole header validation of a listing).
+                    w.buf = vec![0u8; WINDOW];
+                }
+                self.pread(start, &mut w.buf[..fill])?;
+                w.offset = start;
+                w.len = fill;
+                if !inside(w) {
+                    return Ok(None);
+                }
+                i
+            }
+        };
+        self.recent.set(i);
+        let w = &windows[i];
         let at = (offset - w.offset) as usize;
-        buf.copy_from_slice(&w.buf[at..at + buf.len()]);
-        Ok(())
+        Ok(Some(f(&w.buf[at..at + len])))
     }
 }
 
@@ -441,7 +572,10 @@ pub fn read_source_with(
         detect(&head, db.name())?
     };
     let file = db.name();
-    let mut pkgs = Vec::new();
+    // Room for as many packages as a database this size usually holds (a header is rarely
+    // under 1 KiB), so the list is not grown and copied again and again; capped, and only
+    // the part used is ever touched.
+    let mut pkgs = Vec::with_capacity((db.size() / 1024).min(8192) as usize);
     let mut sink = |instance: u32, blob: &[u8]| {
         let parsed = match detail {
             Detail::Full => header::parse(blob, instance),
@@ -460,8 +594,30 @@ pub fn read_source_with(
         Format::Ndb => ndb::for_each_blob(db, &mut sink)?,
         Format::BerkeleyDb => bdb::for_each_blob(db, &mut sink)?,
     }
-    pkgs.sort_by_key(|p| p.instance);
+    sort_packages(&mut pkgs, |a, b| a.instance.cmp(&b.instance));
     Ok((format, pkgs))
+}
+
+/// Sorts `pkgs` by `cmp` (stable) through a list of indices, then moves each package once
+/// into place: a `Package` is a few hundred bytes, and sorting them directly moved each one
+/// many times (or allocated a scratch copy of the whole list).
+pub fn sort_packages(pkgs: &mut [Package], cmp: impl Fn(&Package, &Package) -> std::cmp::Ordering) {
+    let mut order: Vec<usize> = (0..pkgs.len()).collect();
+    order.sort_by(|&a, &b| cmp(&pkgs[a], &pkgs[b]));
+    // Apply the permutation cycle by cycle: position i receives the package at order[i];
+    // a finished position is marked by order[i] == i.
+    for start in 0..pkgs.len() {
+        let mut cur = start;
+        loop {
+            let next = order[cur];
+            order[cur] = cur;
+            if next == start || next == cur {
+                break;
+            }
+            pkgs.swap(cur, next);
+            cur = next;
+        }
+    }
 }
 
 /// The file names we look for, in rpm's order of preference, with their WAL companions.
@@ -648,6 +804,41 @@ mod tests {
         assert!(r.is_err_and(|e| e.is_retryable()));
         let r = read_dir(&|_| Err(io::Error::from(io::ErrorKind::PermissionDenied)));
         assert!(matches!(r, Err(DbError::Io { .. })));
+    }
+
+    #[test]
+    fn sort_packages_agrees_with_a_stable_sort() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 2, 3, 7, 50, 300] {
+            let mut pkgs: Vec<Package> = (0..len)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    Package {
+                        name: format!("p{}", seed % 10),
+                        instance: i as u32,
+                        ..Package::default()
+                    }
+                })
+                .collect();
+            let mut want = pkgs.clone();
+            want.sort_by(|a, b| a.name.cmp(&b.name));
+            sort_packages(&mut pkgs, |a, b| a.name.cmp(&b.name));
+            assert_eq!(pkgs, want, "len {len}");
+        }
+    }
+
+    #[test]
+    fn page_set_inside_and_beyond_the_bitmap() {
+        let mut set = PageSet::new(100);
+        for pgno in [0, 1, 63, 64, 127, 128, 5000, u32::MAX] {
+            assert!(!set.contains(pgno), "{pgno}");
+            assert!(set.insert(pgno), "{pgno}");
+            assert!(!set.insert(pgno), "{pgno} again");
+            assert!(set.contains(pgno), "{pgno}");
+        }
+        assert!(set.insert(2));
     }
 
     #[test]

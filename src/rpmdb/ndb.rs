@@ -136,13 +136,15 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         ));
     }
 
+    // One buffer for every blob, grown to the largest and never zero-filled again.
+    let mut buf = Vec::new();
     for s in &slots {
         let off = s.blkoff * BLK_SIZE;
         let len = s.blkcnt * BLK_SIZE;
         if len < BLOBHEAD_SIZE + BLOBTAIL_SIZE {
             return Err(DbError::corrupt(name, off, "blob too small"));
         }
-        let buf = src.read_vec(off, len as usize)?;
+        src.read_into(off, len as usize, &mut buf)?;
         if le32(&buf, 0) != BLOBHEAD_MAGIC {
             return Err(DbError::corrupt(name, off, "bad blob head magic"));
         }

@@ -10,9 +10,9 @@
 //! per traversal (b-tree and overflow pages share one visited set), so a corrupt file can
 //! neither loop nor make us read or allocate more than its own size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::rpmdb::{BlobSink, DbError, Source};
+use crate::rpmdb::{check_bounds, make_room, BlobSink, DbError, PageSet, Source};
 
 const WAL_MAGIC_LE: u32 = 0x377f_0682;
 const WAL_MAGIC_BE: u32 = 0x377f_0683;
@@ -67,16 +67,41 @@ pub enum Value<'a> {
 
 /// Decodes a record (header of serial types, then the values).
 pub fn record(payload: &[u8]) -> Result<Vec<Value<'_>>, &'static str> {
-    let (hlen, mut pos) = varint(payload).ok_or("truncated record header size")?;
+    columns(payload)?.collect()
+}
+
+/// The values of a record one by one, decoded only as far as they are asked for: a row of
+/// `Packages` needs its second column, and collecting every row into a `Vec` cost an
+/// allocation per package.
+pub fn columns(payload: &[u8]) -> Result<Columns<'_>, &'static str> {
+    let (hlen, pos) = varint(payload).ok_or("truncated record header size")?;
     let hlen = usize::try_from(hlen).map_err(|_| "record header too long")?;
     if hlen > payload.len() || hlen < pos {
         return Err("record header size out of range");
     }
-    let mut data = hlen;
-    let mut out = Vec::new();
-    while pos < hlen {
-        let (st, n) = varint(&payload[pos..hlen]).ok_or("truncated serial type")?;
-        pos += n;
+    Ok(Columns {
+        payload,
+        pos,
+        hlen,
+        data: hlen,
+    })
+}
+
+/// Iterator over the values of a record (see [`columns`]).
+pub struct Columns<'a> {
+    payload: &'a [u8],
+    /// Next serial type in the record header, which ends at `hlen`.
+    pos: usize,
+    hlen: usize,
+    /// Start of the next value.
+    data: usize,
+}
+
+impl<'a> Columns<'a> {
+    fn decode(&mut self) -> Result<Value<'a>, &'static str> {
+        let payload = self.payload;
+        let (st, n) = varint(&payload[self.pos..self.hlen]).ok_or("truncated serial type")?;
+        self.pos += n;
         let len = match st {
             0 | 8 | 9 => 0,
             1..=4 => st as usize,
@@ -85,13 +110,14 @@ pub fn record(payload: &[u8]) -> Result<Vec<Value<'_>>, &'static str> {
             10 | 11 => return Err("reserved serial type"),
             _ => usize::try_from((st - 12) / 2).map_err(|_| "value too long")?,
         };
-        let end = data
+        let end = self
+            .data
             .checked_add(len)
             .filter(|&e| e <= payload.len())
             .ok_or("value past end of record")?;
-        let bytes = &payload[data..end];
-        data = end;
-        out.push(match st {
+        let bytes = &payload[self.data..end];
+        self.data = end;
+        Ok(match st {
             0 => Value::Null,
             8 => Value::Int(0),
             9 => Value::Int(1),
@@ -110,9 +136,23 @@ pub fn record(payload: &[u8]) -> Result<Vec<Value<'_>>, &'static str> {
             }
             _ if st % 2 == 0 => Value::Blob(bytes),
             _ => Value::Text(bytes),
-        });
+        })
     }
-    Ok(out)
+}
+
+impl<'a> Iterator for Columns<'a> {
+    type Item = Result<Value<'a>, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.hlen {
+            return None;
+        }
+        let v = self.decode();
+        if v.is_err() {
+            self.pos = self.hlen; // an error ends the record
+        }
+        Some(v)
+    }
 }
 
 /// The WAL's cumulative checksum (SQLite file format §4.3): over 32-bit words in the byte
@@ -218,7 +258,14 @@ impl Pager<'_> {
         self.db.name()
     }
 
-    fn page(&self, pgno: u32) -> Result<Vec<u8>, DbError> {
+    /// Reads page `pgno` into `buf` (reused from page to page).
+    fn page(&self, pgno: u32, buf: &mut Vec<u8>) -> Result<(), DbError> {
+        let (src, off) = self.locate(pgno)?;
+        src.read_into(off, self.page_size, buf)
+    }
+
+    /// Where the committed copy of page `pgno` lives: the WAL or the database file.
+    fn locate(&self, pgno: u32) -> Result<(&dyn Source, u64), DbError> {
         if pgno == 0 || pgno > self.npages {
             return Err(DbError::page(
                 self.name(),
@@ -228,11 +275,10 @@ impl Pager<'_> {
         }
         if let Some((src, wal)) = &self.wal {
             if let Some(&off) = wal.frames.get(&pgno) {
-                return src.read_vec(off, self.page_size);
+                return Ok((*src, off));
             }
         }
-        let off = (pgno as u64 - 1) * self.page_size as u64;
-        self.db.read_vec(off, self.page_size)
+        Ok((self.db, (pgno as u64 - 1) * self.page_size as u64))
     }
 
     /// Bytes of all pages a payload could possibly span: a cheap cap for a claimed length
@@ -246,15 +292,18 @@ impl Pager<'_> {
     /// Walks the table b-tree rooted at `root`, calling `f(rowid, payload)` for every row.
     fn walk_table(&self, root: u32, f: RowSink<'_>) -> Result<(), DbError> {
         let name = self.name();
-        let mut visited = HashSet::new();
+        let mut visited = PageSet::new(self.db.size() / self.page_size as u64 + 1);
         let mut stack = vec![root];
+        // One buffer each for the b-tree page and a spilled payload, reused for the whole
+        // walk; a payload that fits its leaf page is handed over in place.
+        let (mut page_buf, mut payload_buf) = (Vec::new(), Vec::new());
         while let Some(pgno) = stack.pop() {
             let err = |what: String| DbError::page(name, pgno as u64, what);
             if !visited.insert(pgno) {
                 return Err(err("b-tree page reached twice (cycle)".into()));
             }
-            let page = self.page(pgno)?;
-            let page = &page[..self.usable];
+            self.page(pgno, &mut page_buf)?;
+            let page = &page_buf[..self.usable];
             let h = if pgno == 1 { 100 } else { 0 };
             let kind = page[h];
             let ncells = be16(page, h + 3);
@@ -291,22 +340,25 @@ impl Pager<'_> {
                     varint(c).ok_or_else(|| err(format!("cell {i}: bad payload size")))?;
                 let (rowid, n2) =
                     varint(&c[n1..]).ok_or_else(|| err(format!("cell {i}: bad rowid")))?;
-                let payload = self.payload(&c[n1 + n2..], plen, &mut visited, pgno)?;
-                f(rowid as i64, &payload)?;
+                let payload =
+                    self.payload(&c[n1 + n2..], plen, &mut visited, pgno, &mut payload_buf)?;
+                f(rowid as i64, payload)?;
             }
         }
         Ok(())
     }
 
-    /// Assembles a table-leaf payload of `plen` bytes whose local part starts at `local`,
-    /// following the overflow chain if it spills (SQLite file format §1.6).
-    fn payload(
+    /// The table-leaf payload of `plen` bytes whose local part starts at `local`: in place
+    /// when it fits there, else assembled in `out` from the overflow chain, each page's
+    /// data appended straight from the source (SQLite file format §1.6).
+    fn payload<'b>(
         &self,
-        local: &[u8],
+        local: &'b [u8],
         plen: u64,
-        visited: &mut HashSet<u32>,
+        visited: &mut PageSet,
         pgno: u32,
-    ) -> Result<Vec<u8>, DbError> {
+        out: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], DbError> {
         let name = self.name();
         let u = self.usable as u64;
         if plen > self.total_bytes() {
@@ -328,15 +380,14 @@ impl Pager<'_> {
                 m
             }
         } as usize;
-        let mut out = Vec::with_capacity(plen as usize);
-        out.extend_from_slice(
-            local
-                .get(..local_len)
-                .ok_or_else(|| DbError::page(name, pgno as u64, "local payload past page end"))?,
-        );
+        let here = local
+            .get(..local_len)
+            .ok_or_else(|| DbError::page(name, pgno as u64, "local payload past page end"))?;
         if plen == local_len as u64 {
-            return Ok(out);
+            return Ok(here);
         }
+        make_room(out, plen as usize);
+        out.extend_from_slice(here);
         let mut next = be32(
             local
                 .get(local_len..local_len + 4)
@@ -351,10 +402,13 @@ impl Pager<'_> {
                     "overflow chain ends early or loops",
                 ));
             }
-            let page = self.page(next)?;
+            let (src, at) = self.locate(next)?;
+            let mut pointer = [0u8; 4];
+            check_bounds(src, at, self.page_size)?;
+            src.read_at(at, &mut pointer)?;
             let take = ((plen - out.len() as u64).min(u - 4)) as usize;
-            out.extend_from_slice(&page[4..4 + take]);
-            next = be32(&page, 0);
+            src.read_append(at + 4, take, out)?;
+            next = u32::from_be_bytes(pointer);
         }
         Ok(out)
     }
@@ -434,7 +488,8 @@ pub fn for_each_blob(
     };
     // Page 1 as of the snapshot (the WAL may hold a newer copy of it) has the header that
     // counts: reserved bytes and text encoding.
-    let p1 = pager.page(1)?;
+    let mut p1 = Vec::new();
+    pager.page(1, &mut p1)?;
     if &p1[..16] != b"SQLite format 3\0" {
         return Err(DbError::page(name, 1, "bad SQLite magic on page 1"));
     }
@@ -468,9 +523,9 @@ pub fn for_each_blob(
     pager.walk_table(root, &mut |rowid, payload| {
         let bad = |what: &str| DbError::page(name, root as u64, format!("row {rowid}: {what}"));
         let hnum = u32::try_from(rowid).map_err(|_| bad("hnum out of range"))?;
-        let cols = record(payload).map_err(bad)?;
-        match cols.get(1) {
-            Some(Value::Blob(b)) => f(hnum, b),
+        match columns(payload).map_err(bad)?.nth(1) {
+            Some(Ok(Value::Blob(b))) => f(hnum, b),
+            Some(Err(e)) => Err(bad(e)),
             _ => Err(bad("blob column is not a BLOB")),
         }
     })
