@@ -9,6 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let src = SliceSource::new("db", data);
     let _ = bdb::for_each_blob(&src, &mut |instance, blob| {
         let _ = header::parse(blob, instance);
+        let _ = header::parse_summary(blob, instance);
         Ok(())
     });
 });

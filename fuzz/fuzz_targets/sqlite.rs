@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let wal: Option<&dyn sidecar::rpmdb::Source> = if has_wal { Some(&wal) } else { None };
     let _ = sqlite::for_each_blob(&db, wal, &mut |instance, blob| {
         let _ = header::parse(blob, instance);
+        let _ = header::parse_summary(blob, instance);
         Ok(())
     });
 });
