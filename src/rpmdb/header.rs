@@ -537,6 +537,17 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
 /// are validated (a full parse validates all of them, as rpm does), in one pass that keeps
 /// them instead of collecting every entry.
 pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+    let mut p = Package::default();
+    parse_summary_into(blob, instance, &mut p)?;
+    Ok(p)
+}
+
+/// [`parse_summary`] into a package that is already in place (a listing's slot in its
+/// list): a `Package` is a few hundred bytes, and returning one through `Result` and
+/// pushing it copied each one three times. `p` should be empty (`Package::default()`);
+/// the listing's fields are overwritten, the others left as they are. On error, `p` may
+/// hold some of the fields.
+pub fn parse_summary_into(blob: &[u8], instance: u32, p: &mut Package) -> Result<(), HeaderError> {
     let mut shown = Shown::default();
     index_with(blob, summary_tag, |e| {
         // Later entries override earlier ones with the same tag, as in `Header::get`.
@@ -554,9 +565,7 @@ pub fn parse_summary(blob: &[u8], instance: u32) -> Result<Package, HeaderError>
         };
         *slot = Some(e);
     })?;
-    let mut p = Package::default();
-    shown.fill(&mut p, instance)?;
-    Ok(p)
+    shown.fill(p, instance)
 }
 
 /// The entries of the fields a listing shows, the last of each tag.

@@ -577,16 +577,24 @@ pub fn read_source_with(
     // the part used is ever touched.
     let mut pkgs = Vec::with_capacity((db.size() / 1024).min(8192) as usize);
     let mut sink = |instance: u32, blob: &[u8]| {
-        let parsed = match detail {
-            Detail::Full => header::parse(blob, instance),
-            Detail::Summary => header::parse_summary(blob, instance),
-        };
-        let pkg = parsed.map_err(|e| DbError::BadHeader {
+        let bad = |e: header::HeaderError| DbError::BadHeader {
             file,
             instance,
             what: e.to_string(),
-        })?;
-        pkgs.push(pkg);
+        };
+        match detail {
+            Detail::Full => pkgs.push(header::parse(blob, instance).map_err(bad)?),
+            // Parsed in its slot of the list, not moved there.
+            Detail::Summary => {
+                pkgs.push(Package::default());
+                if let Some(slot) = pkgs.last_mut() {
+                    if let Err(e) = header::parse_summary_into(blob, instance, slot) {
+                        pkgs.pop();
+                        return Err(bad(e));
+                    }
+                }
+            }
+        }
         Ok(())
     };
     match format {
