@@ -65,7 +65,7 @@ fn every_fixture_matches_rpm() {
             assert_eq!(p.gpg_pubkey, p.name == "gpg-pubkey");
             if !p.gpg_pubkey {
                 assert!(
-                    !p.provides.is_empty(),
+                    !p.more().provides.is_empty(),
                     "{}: {} has no provides",
                     dir.display(),
                     p.name
@@ -121,9 +121,9 @@ fn packages_csv_extra_columns() {
             };
             assert_eq!(p.epoch, epoch, "{key}");
             assert!(
-                csv_matches(&p.sourcerpm, f[5]),
+                csv_matches(&p.more().sourcerpm, f[5]),
                 "{key}: sourcerpm {:?} vs {}",
-                p.sourcerpm,
+                p.more().sourcerpm,
                 f[5]
             );
             assert!(
@@ -133,15 +133,15 @@ fn packages_csv_extra_columns() {
                 f[6]
             );
             assert!(
-                csv_matches(&p.license, f[7]),
+                csv_matches(&p.more().license, f[7]),
                 "{key}: license {:?} vs {}",
-                p.license,
+                p.more().license,
                 f[7]
             );
             assert!(
-                csv_matches(&p.vendor, f[8]),
+                csv_matches(&p.more().vendor, f[8]),
                 "{key}: vendor {:?} vs {}",
-                p.vendor,
+                p.more().vendor,
                 f[8]
             );
             assert!(
@@ -164,12 +164,16 @@ fn files_and_dependencies_look_right() {
     let tz = &pkgs[0];
     assert_eq!(tz.name, "tzdata");
     assert!(
-        tz.files.iter().any(|f| f == "/usr/share/zoneinfo/UTC"),
+        tz.more()
+            .files
+            .iter()
+            .any(|f| f == "/usr/share/zoneinfo/UTC"),
         "{:?}",
-        &tz.files[..5]
+        &tz.more().files[..5]
     );
-    assert!(tz.files.iter().all(|f| f.starts_with('/')));
+    assert!(tz.more().files.iter().all(|f| f.starts_with('/')));
     assert!(tz
+        .more()
         .provides
         .iter()
         .any(|d| d.render().starts_with("tzdata = ")));

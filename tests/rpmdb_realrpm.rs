@@ -205,8 +205,9 @@ fn three_hundred_packages_match_rpm() {
     let three = pkgs.iter().filter(|p| p.epoch == Some(3)).count();
     assert_eq!((explicit_zero, three), (SUBPACKAGES / 10, SUBPACKAGES / 10));
     let sub25 = pkgs.iter().find(|p| p.name == "rtest-sub025").unwrap();
-    assert_eq!(sub25.files, vec!["/opt/rtest/sub25.txt"]);
+    assert_eq!(sub25.more().files, vec!["/opt/rtest/sub25.txt"]);
     assert!(sub25
+        .more()
         .provides
         .iter()
         .any(|d| d.render() == "rtest-sub025 = 1.25-1"));

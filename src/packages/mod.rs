@@ -315,19 +315,20 @@ pub fn detail(p: &Package) -> Value {
         Ok(Value::Object(m)) => m,
         _ => Map::new(), // unreachable: a struct serializes to an object
     };
+    let more = p.more();
     for (k, v) in [
-        ("description", json!(p.description)),
-        ("license", json!(p.license)),
-        ("vendor", json!(p.vendor)),
-        ("url", json!(p.url)),
-        ("packager", json!(p.packager)),
-        ("buildtime", time(p.buildtime)),
-        ("sourcerpm", json!(p.sourcerpm)),
-        ("requires", deps(&p.requires)),
-        ("provides", deps(&p.provides)),
-        ("conflicts", deps(&p.conflicts)),
-        ("obsoletes", deps(&p.obsoletes)),
-        ("files", json!(p.files)),
+        ("description", json!(more.description)),
+        ("license", json!(more.license)),
+        ("vendor", json!(more.vendor)),
+        ("url", json!(more.url)),
+        ("packager", json!(more.packager)),
+        ("buildtime", time(more.buildtime)),
+        ("sourcerpm", json!(more.sourcerpm)),
+        ("requires", deps(&more.requires)),
+        ("provides", deps(&more.provides)),
+        ("conflicts", deps(&more.conflicts)),
+        ("obsoletes", deps(&more.obsoletes)),
+        ("files", json!(more.files)),
         ("instance", json!(p.instance)),
     ] {
         m.insert(k.into(), v);

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::rpmdb::{Dependency, Package};
+use crate::rpmdb::{Dependency, More, Package};
 
 /// rpm's `HEADER_TAGS_MAX`: at most 65535 index entries.
 const MAX_TAGS: u32 = 0xffff;
@@ -502,7 +502,7 @@ fn index_with<'a>(
 pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
     let get = |tag| h.get(tag).copied();
-    let mut p = Package {
+    let more = More {
         license: h.string(TAG_LICENSE),
         vendor: h.string(TAG_VENDOR),
         buildtime: h.u32(TAG_BUILDTIME),
@@ -515,6 +515,9 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
         conflicts: h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION),
         obsoletes: h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION),
         files: h.files()?,
+    };
+    let mut p = Package {
+        more: Some(Box::new(more)),
         ..Package::default()
     };
     let shown = Shown {
@@ -791,9 +794,9 @@ mod tests {
         assert_eq!(p.summary.as_deref(), Some("sum"));
         assert_eq!(p.size, Some(1234));
         assert_eq!(p.arch.as_deref(), Some("noarch"));
-        assert_eq!(p.files, vec!["/usr/x", "/etc/y"]);
-        assert_eq!(p.requires[1].render(), "b >= 2.0");
-        assert_eq!(p.requires[0].render(), "a");
+        assert_eq!(p.more().files, vec!["/usr/x", "/etc/y"]);
+        assert_eq!(p.more().requires[1].render(), "b >= 2.0");
+        assert_eq!(p.more().requires[0].render(), "a");
         assert_eq!(p.instance, 7);
         assert!(!p.gpg_pubkey);
     }
@@ -818,7 +821,7 @@ mod tests {
             None,
         );
         let p = parse(&b, 1).unwrap();
-        assert_eq!(p.files, vec!["/bin/old"]);
+        assert_eq!(p.more().files, vec!["/bin/old"]);
     }
 
     #[test]
