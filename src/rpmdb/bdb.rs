@@ -10,7 +10,7 @@
 //! chain: a page seen in two chains is an error), so work and memory stay bounded by the file
 //! size; each key appears at most once.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::rpmdb::{make_room, BlobSink, DbError, PageSet, Source};
 
@@ -190,7 +190,7 @@ pub fn for_each_blob(src: &dyn Source, f: BlobSink<'_>) -> Result<(), DbError> {
         last_pgno,
         overflow_seen: PageSet::new(last_pgno as u64 + 1),
     };
-    let mut keys = HashSet::new();
+    let mut keys = BTreeSet::new();
     // The hash page and an overflow item: buffers reused for every page.
     let (mut p, mut spilled) = (Vec::new(), Vec::new());
     for pgno in 1..=last_pgno {

@@ -275,18 +275,19 @@ pub trait Source {
 }
 
 /// A set of page numbers: a bitmap below `limit` (the pages a file of its size can hold,
-/// so its size is bounded by the file's) and a hash set above it (pages only a WAL holds).
+/// so its size is bounded by the file's) and an ordered set above it (pages only a WAL holds;
+/// ordered sets and maps here need no random hash keys, a `getrandom` call per run).
 /// A SipHash set per visited page was a tenth of a listing's instructions.
 pub(crate) struct PageSet {
     bits: Vec<u64>,
-    beyond: std::collections::HashSet<u32>,
+    beyond: std::collections::BTreeSet<u32>,
 }
 
 impl PageSet {
     pub(crate) fn new(limit: u64) -> Self {
         PageSet {
             bits: vec![0; (limit / 64 + 1) as usize],
-            beyond: std::collections::HashSet::new(),
+            beyond: std::collections::BTreeSet::new(),
         }
     }
 

@@ -10,7 +10,7 @@
 //! per traversal (b-tree and overflow pages share one visited set), so a corrupt file can
 //! neither loop nor make us read or allocate more than its own size.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::rpmdb::{check_bounds, make_room, BlobSink, DbError, PageSet, Source};
 
@@ -179,7 +179,7 @@ pub fn wal_checksum(big_endian: bool, data: &[u8], seed: (u32, u32)) -> (u32, u3
 pub struct Wal {
     pub page_size: u32,
     /// Page number → offset of the page data in the WAL file.
-    pub frames: HashMap<u32, u64>,
+    pub frames: BTreeMap<u32, u64>,
     /// Database size in pages after the last commit.
     pub db_pages: u32,
 }
