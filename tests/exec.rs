@@ -33,6 +33,20 @@ fn exec(server: &Server, c: &str, body: &Value) -> (u16, Value) {
     (status, v)
 }
 
+/// POSTs `body` as it is (no JSON check on our side) with real curl.
+fn post(url: &str, body: &str) -> (u16, String) {
+    curl(&[
+        "--digest",
+        "--user",
+        &format!("{USER}:{PASSWORD}"),
+        "-X",
+        "POST",
+        "--data-binary",
+        body,
+        url,
+    ])
+}
+
 /// Runs `sidecar exec ARGS` with `stdin`; returns (exit status, stdout, stderr).
 fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(SIDECAR)
@@ -314,16 +328,7 @@ fn timeouts_missing_programs_and_bad_requests() {
             "{what}: {v}"
         );
     }
-    let (s, _) = curl(&[
-        "--digest",
-        "--user",
-        &format!("{USER}:{PASSWORD}"),
-        "-X",
-        "POST",
-        "--data-binary",
-        "{not json",
-        &format!("{}/{short}/exec", server.url),
-    ]);
+    let (s, _) = post(&format!("{}/{short}/exec", server.url), "{not json");
     assert_eq!(s, 400);
     let (s, v) = server.request("GET", &format!("/{short}/exec"));
     assert_eq!(s, 405, "{v}");
@@ -352,18 +357,7 @@ fn a_container_that_exits_during_an_exec_gives_a_clean_error() {
     let short = c.id[..12].to_string();
     let url = server.url.clone();
     let body = json!({"argv": ["sleep", "100014"], "timeout_s": 60}).to_string();
-    let pending = std::thread::spawn(move || {
-        curl(&[
-            "--digest",
-            "--user",
-            &format!("{USER}:{PASSWORD}"),
-            "-X",
-            "POST",
-            "--data-binary",
-            &body,
-            &format!("{url}/{short}/exec"),
-        ])
-    });
+    let pending = std::thread::spawn(move || post(&format!("{url}/{short}/exec"), &body));
     wait_until("the program to start", Duration::from_secs(10), || {
         !c.find("sleep 100014").is_empty()
     });
