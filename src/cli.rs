@@ -597,19 +597,6 @@ pub struct Exec {
     pub setns_files: bool,
 }
 
-/// The process that stands for `c` when entering it, and its start time as discovery saw it.
-pub fn entry_point(c: &Container) -> (u32, u64) {
-    let start = c
-        .pids
-        .iter()
-        .position(|&p| p == c.root_pid)
-        .and_then(|i| c.stats.get(i))
-        .map(|s| s.starttime)
-        .or_else(|| crate::procfs::stat(c.root_pid).ok().map(|s| s.starttime))
-        .unwrap_or(0);
-    (c.root_pid, start)
-}
-
 /// The container's ID and the process to enter. `pid:N` names the process itself, as
 /// `nsenter -t N` does, and needs no walk of every process (a third of an exec's time).
 fn exec_target(name: &str) -> Result<(String, u32, u64), String> {
@@ -626,16 +613,8 @@ fn exec_target(name: &str) -> Result<(String, u32, u64), String> {
         return Ok((id, pid, stat.starttime));
     }
     let (all, i) = find(name)?;
-    let (pid, starttime) = entry_point(&all[i]);
+    let (pid, starttime) = all[i].entry_point();
     Ok((all[i].id.clone(), pid, starttime))
-}
-
-/// `--ns mnt,net` as a list.
-pub fn ns_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-        .collect()
 }
 
 pub fn exec(a: Exec) -> CliResult {
@@ -659,7 +638,7 @@ pub fn exec(a: Exec) -> CliResult {
         env,
         cwd: a.cwd,
         user: a.user,
-        ns: a.ns.as_deref().map(ns_list),
+        ns: a.ns.as_deref().map(crate::enter::ns_list),
         timeout_s: a.timeout,
         privileged: a.privileged,
         setns_files: a.setns_files,

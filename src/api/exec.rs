@@ -116,7 +116,7 @@ pub fn parse_body(body: &mut dyn Read, limit: u64) -> Result<Body, ApiError> {
 
 /// Builds the helper's request for container `c`.
 pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
-    let (pid, starttime) = crate::cli::entry_point(c);
+    let (pid, starttime) = c.entry_point();
     enter::Request {
         container: c.id.clone(),
         pid,
@@ -130,7 +130,7 @@ pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
         }),
         ns: b.ns.map(|n| match n {
             NsSpec::List(l) => l,
-            NsSpec::Text(t) => crate::cli::ns_list(&t),
+            NsSpec::Text(t) => enter::ns_list(&t),
         }),
         timeout_s: Some(b.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
         privileged: b.privileged,
@@ -174,7 +174,7 @@ pub fn run(req: &enter::Request) -> Result<Finished, ApiError> {
                 break;
             }
             let ms = left.as_millis().min(1000) as i32;
-            if !crate::sys::poll(&[(out.as_fd(), false)], ms).is_ok_and(|r| r[0]) {
+            if !crate::sys::wait_readable(out.as_fd(), ms).unwrap_or(false) {
                 continue;
             }
             match out.read(&mut buf) {

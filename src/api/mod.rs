@@ -246,7 +246,7 @@ impl App {
                 let body = exec::parse_body(req.body, self.max_upload)?;
                 let er = exec::request(c, body, self.setns_files);
                 let done = exec::run(&er)?;
-                let mut r = Response::json(200, &json!(done));
+                let mut r = Response::json(200, &done);
                 r.change = Some(json!({
                     "container": c.id, "exec": er.argv, "user": er.user,
                     "exit_code": done.exit_code, "signal": done.signal, "timed_out": done.timed_out,

@@ -48,6 +48,22 @@ pub struct Container {
     pub root_pid: u32,
 }
 
+impl Container {
+    /// The process that stands for the container when entering it (`root_pid`), and its
+    /// start time as discovery saw it, so that a PID reused since is noticed.
+    pub fn entry_point(&self) -> (u32, u64) {
+        let start = self
+            .pids
+            .iter()
+            .position(|&p| p == self.root_pid)
+            .and_then(|i| self.stats.get(i))
+            .map(|s| s.starttime)
+            .or_else(|| procfs::stat(self.root_pid).ok().map(|s| s.starttime))
+            .unwrap_or(0);
+        (self.root_pid, start)
+    }
+}
+
 /// Why a container name did not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {

@@ -298,6 +298,14 @@ pub fn environment(
     env
 }
 
+/// `mnt,net` (the command line's `--ns`, or the API's `"ns"` as a string) as a list.
+pub fn ns_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
 /// Which namespaces to join: the asked ones (or all kinds), less those we already share
 /// with the target. Returns `CLONE_NEW*` flags and the kinds, in `KINDS` order.
 pub fn namespaces_to_join(
@@ -345,7 +353,7 @@ struct Prepared {
     cwd: Option<OwnedFd>,
     flags: i32,
     /// For the fallback: the namespace files, in joining order.
-    ns_files: Vec<(&'static str, OwnedFd)>,
+    ns_files: Vec<OwnedFd>,
     env: Vec<(String, String)>,
     ident: Ident,
     /// The target's capabilities, which the program is limited to (unless privileged).
@@ -367,15 +375,9 @@ fn gone(req: &Request) -> Error {
     }
 }
 
-fn threads_of_self() -> usize {
-    procfs::read_bytes("/proc/self/stat")
-        .ok()
-        .and_then(|b| procfs::parse_stat(&String::from_utf8_lossy(&b)))
-        .map_or(1, |s| s.threads as usize)
-}
-
 fn prepare(req: &Request) -> Result<Prepared, Error> {
-    if threads_of_self() != 1 {
+    let me = std::process::id();
+    if procfs::stat(me).map_or(1, |s| s.threads) != 1 {
         return Err(Error::Io {
             step: "enter a container from a multi-threaded process",
             source: io::Error::from_raw_os_error(libc::EINVAL),
@@ -396,7 +398,7 @@ fn prepare(req: &Request) -> Result<Prepared, Error> {
             source: e,
         },
     })?;
-    let ours = |kind: &str| procfs::namespace(std::process::id(), kind);
+    let ours = |kind: &str| procfs::namespace(me, kind);
     let (flags, kinds) = namespaces_to_join(req.ns.as_deref(), ours, |kind: &str| {
         procfs::namespace(pid, kind)
     })?;
@@ -421,17 +423,16 @@ fn prepare(req: &Request) -> Result<Prepared, Error> {
     let target_env = procfs::environ(pid).map_err(&ptrace)?;
     let home = req.user.as_ref().and(ident.home.as_deref());
     let env = environment(&target_env, &req.env, home);
-    let status = procfs::read(pid, "status").map_err(|_| gone(req))?;
-    let caps = procfs::parse_caps(&status);
-    let our_caps = procfs::read_bytes("/proc/self/status")
+    let caps = procfs::with_text(pid, "status", procfs::parse_caps).map_err(|_| gone(req))?;
+    let our_caps = procfs::with_text(me, "status", procfs::parse_caps)
         .ok()
-        .and_then(|b| procfs::parse_caps(&String::from_utf8_lossy(&b)))
+        .flatten()
         .unwrap_or_default();
     let last_cap = procfs::read_bytes("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok())
         .unwrap_or(40);
-    let cgroups = cgroups_to_join(pid, &mut notes);
+    let cgroups = cgroups_to_join(pid, me, &mut notes);
     let mut ns_files = Vec::new();
     if req.setns_files {
         for (kind, _) in KINDS.iter().filter(|(k, _)| kinds.contains(k)) {
@@ -442,7 +443,7 @@ fn prepare(req: &Request) -> Result<Prepared, Error> {
                 Mode::empty(),
             )
             .map_err(|e| Error::io("open the target's namespaces", "CAP_SYS_PTRACE")(e.into()))?;
-            ns_files.push((*kind, fd));
+            ns_files.push(fd);
         }
     }
     let proc_dir = rustix::fs::open(
@@ -484,12 +485,11 @@ fn open_path(path: &str) -> io::Result<OwnedFd> {
 /// The `cgroup.procs` files of the target's cgroups that are not ours (cgroup v1 hierarchies
 /// and the unified one), open for writing. What cannot be mapped to a directory we see, or
 /// opened, is noted, not fatal: the program then runs outside that cgroup.
-fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> {
+fn cgroups_to_join(pid: u32, me: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> {
     let theirs = procfs::read(pid, "cgroup").unwrap_or_default();
-    let ours = procfs::read_bytes("/proc/self/cgroup").unwrap_or_default();
-    let ours = procfs::parse_cgroup(&String::from_utf8_lossy(&ours));
-    let mounts = procfs::read_bytes("/proc/self/mountinfo").unwrap_or_default();
-    let mounts = procfs::parse_cgroup_mounts(&String::from_utf8_lossy(&mounts));
+    let ours = procfs::with_text(me, "cgroup", procfs::parse_cgroup).unwrap_or_default();
+    let mounts =
+        procfs::with_text(me, "mountinfo", procfs::parse_cgroup_mounts).unwrap_or_default();
     let mut out = Vec::new();
     let mut unseen = Vec::new();
     for line in procfs::parse_cgroup(&theirs) {
@@ -531,15 +531,15 @@ fn cgroups_to_join(pid: u32, notes: &mut Vec<String>) -> Vec<(String, OwnedFd)> 
     out
 }
 
-/// Step 2: cgroups, namespaces, root, working directory. Returns notes for what was skipped.
+/// Step 2: namespaces, root, working directory (the program joins the cgroups itself).
 fn join(p: &Prepared, req: &Request) -> Result<(), Error> {
     if p.flags != 0 {
         if req.setns_files {
-            for (kind, fd) in &p.ns_files {
-                sys::setns_file(fd.as_fd()).map_err(|e| setns_error(kind, e))?;
+            for fd in &p.ns_files {
+                sys::setns_file(fd.as_fd()).map_err(|e| setns_error(req, true, e))?;
             }
         } else {
-            sys::setns_pidfd(p.pidfd.as_fd(), p.flags).map_err(|e| setns_error("", e))?;
+            sys::setns_pidfd(p.pidfd.as_fd(), p.flags).map_err(|e| setns_error(req, false, e))?;
         }
     }
     if let Some(root) = &p.root {
@@ -565,11 +565,11 @@ fn join(p: &Prepared, req: &Request) -> Result<(), Error> {
     Ok(())
 }
 
-fn setns_error(kind: &str, e: io::Error) -> Error {
-    let step = if kind.is_empty() {
-        "join the container's namespaces (setns)"
-    } else {
+fn setns_error(req: &Request, files: bool, e: io::Error) -> Error {
+    let step = if files {
         "join a namespace of the container (setns on /proc/<pid>/ns)"
+    } else {
+        "join the container's namespaces (setns)"
     };
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => Error::Denied {
@@ -578,10 +578,10 @@ fn setns_error(kind: &str, e: io::Error) -> Error {
             source: e,
         },
         Some(libc::ESRCH) => Error::Gone {
-            container: String::new(),
+            container: req.container.clone(),
             what: "has exited".into(),
         },
-        Some(libc::EINVAL) if kind.is_empty() => Error::Io {
+        Some(libc::EINVAL) if !files => Error::Io {
             step: "join the container's namespaces through a pidfd (Linux 5.8 or later; use --setns-files on older kernels)",
             source: e,
         },
@@ -774,13 +774,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let started = Instant::now();
     let mut p = prepare(req)?;
     let mut notes = std::mem::take(&mut p.notes);
-    join(&p, req).map_err(|e| match e {
-        Error::Gone { what, .. } => Error::Gone {
-            container: req.container.clone(),
-            what,
-        },
-        e => e,
-    })?;
+    join(&p, req)?;
     let capture = matches!(stdio, Stdio::Capture);
     // A program at a terminal stays in its foreground process group (job control, ^C);
     // otherwise it leads its own, so that a time-out kills it and what it started.
@@ -865,9 +859,9 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     Ok(done)
 }
 
-/// Whether the target process has exited, waiting up to `wait_ms` for it to.
+/// Whether the target process has exited (its pidfd is readable), waiting up to `wait_ms`.
 fn target_exited(pidfd: &OwnedFd, wait_ms: i32) -> bool {
-    sys::poll(&[(pidfd.as_fd(), false)], wait_ms).is_ok_and(|r| r[0])
+    sys::wait_readable(pidfd.as_fd(), wait_ms).unwrap_or(false)
 }
 
 fn finish(info: sys::ExitInfo, timed_out: bool) -> Finished {

@@ -79,9 +79,7 @@ fn with_retries(
     for attempt in 0..RETRIES {
         match read() {
             Ok((format, mut packages)) => {
-                rpmdb::sort_packages(&mut packages, |a, b| {
-                    a.name.cmp(&b.name).then(a.instance.cmp(&b.instance))
-                });
+                packages.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
                 return Ok(Some(Database {
                     dir: dir.to_string(),
                     format,

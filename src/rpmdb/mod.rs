@@ -637,30 +637,8 @@ pub fn read_source_with(
         Format::Ndb => ndb::for_each_blob(db, &mut sink)?,
         Format::BerkeleyDb => bdb::for_each_blob(db, &mut sink)?,
     }
-    sort_packages(&mut pkgs, |a, b| a.instance.cmp(&b.instance));
+    pkgs.sort_by_key(|p| p.instance);
     Ok((format, pkgs))
-}
-
-/// Sorts `pkgs` by `cmp` (stable) through a list of indices, then moves each package once
-/// into place: a `Package` is a few hundred bytes, and sorting them directly moved each one
-/// many times (or allocated a scratch copy of the whole list).
-pub fn sort_packages(pkgs: &mut [Package], cmp: impl Fn(&Package, &Package) -> std::cmp::Ordering) {
-    let mut order: Vec<usize> = (0..pkgs.len()).collect();
-    order.sort_by(|&a, &b| cmp(&pkgs[a], &pkgs[b]));
-    // Apply the permutation cycle by cycle: position i receives the package at order[i];
-    // a finished position is marked by order[i] == i.
-    for start in 0..pkgs.len() {
-        let mut cur = start;
-        loop {
-            let next = order[cur];
-            order[cur] = cur;
-            if next == start || next == cur {
-                break;
-            }
-            pkgs.swap(cur, next);
-            cur = next;
-        }
-    }
 }
 
 /// The file names we look for, in rpm's order of preference, with their WAL companions.
@@ -847,29 +825,6 @@ mod tests {
         assert!(r.is_err_and(|e| e.is_retryable()));
         let r = read_dir(&|_| Err(io::Error::from(io::ErrorKind::PermissionDenied)));
         assert!(matches!(r, Err(DbError::Io { .. })));
-    }
-
-    #[test]
-    fn sort_packages_agrees_with_a_stable_sort() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for len in [0usize, 1, 2, 3, 7, 50, 300] {
-            let mut pkgs: Vec<Package> = (0..len)
-                .map(|i| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    Package {
-                        name: format!("p{}", seed % 10),
-                        instance: i as u32,
-                        ..Package::default()
-                    }
-                })
-                .collect();
-            let mut want = pkgs.clone();
-            want.sort_by(|a, b| a.name.cmp(&b.name));
-            sort_packages(&mut pkgs, |a, b| a.name.cmp(&b.name));
-            assert_eq!(pkgs, want, "len {len}");
-        }
     }
 
     #[test]

@@ -375,14 +375,13 @@ pub fn die_with_parent(signal: i32) -> io::Result<()> {
 /// Undoes what a program must not inherit from us across `exec`: our blocked signals (the
 /// mask survives exec) and the ignored SIGPIPE (ignored dispositions survive exec too).
 pub fn reset_signals_for_exec() {
-    // SAFETY: `set` is a local sigset_t filled by sigfillset; signal() with SIG_DFL installs
-    // no handler code.
+    // SAFETY: `set` is a local sigset_t filled by sigfillset before use.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    default_sigpipe();
 }
 
 /// Makes `fd` the process's descriptor number `target` (0, 1 or 2), without close-on-exec.
