@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use serde_json::json;
 
-use crate::api::http::{Limits, Listener, Server};
+use crate::api::http::{Limits, Listener, Server, UnixAccess};
 use crate::api::App;
 use crate::auth::{self, Auth};
 use crate::containers::{self, Container};
@@ -48,6 +48,28 @@ pub struct Serve {
     /// seconds a client has to send its request (default 30)
     #[argh(option, default = "30")]
     pub request_timeout: u64,
+    /// seconds a client has to send its request head, from its first byte (default 10)
+    #[argh(option, default = "10")]
+    pub head_timeout: u64,
+    /// seconds a reply may take to send, whatever its size (default 600)
+    #[argh(option, default = "600")]
+    pub send_timeout: u64,
+    /// open connections at most (default 8 per worker, at least 64); when all are taken the
+    /// oldest one that has not sent a complete request is dropped
+    #[argh(option)]
+    pub max_connections: Option<usize>,
+    /// group (name or gid) allowed on unix sockets: mode 0660 instead of 0600
+    #[argh(option)]
+    pub unix_group: Option<String>,
+    /// serve TCP with TLS: the certificate chain (PEM; a Kubernetes TLS Secret's tls.crt)
+    #[argh(option)]
+    pub tls_cert: Option<String>,
+    /// the TLS private key (PEM; tls.key)
+    #[argh(option)]
+    pub tls_key: Option<String>,
+    /// require TLS client certificates signed by these CAs (PEM) on every route but /healthz
+    #[argh(option)]
+    pub tls_client_ca: Option<String>,
     /// also accept HTTP Basic authentication
     #[argh(switch)]
     pub allow_basic: bool,
@@ -259,9 +281,17 @@ pub fn serve(a: Serve) -> CliResult {
     } else {
         a.listen.clone()
     };
+    let access = UnixAccess {
+        group: a.unix_group.as_deref().map(group_id).transpose()?,
+    };
+    let tls = crate::api::tls::config(
+        a.tls_cert.as_deref(),
+        a.tls_key.as_deref(),
+        a.tls_client_ca.as_deref(),
+    )?;
     let listeners = listen
         .iter()
-        .map(|l| Listener::bind(l).map_err(|e| format!("cannot listen on {l}: {e}")))
+        .map(|l| Listener::bind(l, access).map_err(|e| format!("cannot listen on {l}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     if users.is_empty() && !a.no_auth && listeners.iter().any(Listener::is_tcp) {
         return Err("no credentials: give --credentials FILE or SIDECAR_USER/SIDECAR_PASSWORD, or --no-auth to serve TCP without authentication".into());
@@ -282,17 +312,30 @@ pub fn serve(a: Serve) -> CliResult {
         max_head: a.max_head,
         max_body: a.max_upload,
         request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+        head_timeout: Duration::from_secs(a.head_timeout.clamp(1, a.request_timeout.max(1))),
+        send_timeout: Duration::from_secs(a.send_timeout.max(1)),
         keep_alive: Duration::from_secs(15),
         workers: a.workers.max(1),
-        max_connections: (a.workers.max(1) * 8).max(64),
+        max_connections: a
+            .max_connections
+            .unwrap_or((a.workers.max(1) * 8).max(64))
+            .max(2),
     };
-    let server = Server::new(limits, Box::new(move |req| app.handle(req)));
+    let tls_on = tls.is_some();
+    let server = Server::new(limits, Box::new(move |req| app.handle(req)), tls);
     let mut threads = Vec::new();
     for l in listeners {
+        let tls_here = tls_on && l.is_tcp();
         eprintln!(
             "{}",
-            json!({"event": "listening", "address": l.describe(), "auth": auth_on, "read_only": a.read_only})
+            json!({"event": "listening", "address": l.describe(), "auth": auth_on, "tls": tls_here, "read_only": a.read_only})
         );
+        if auth_on && !tls_here && !l.is_loopback() {
+            eprintln!(
+                "{}",
+                json!({"event": "warning", "address": l.describe(), "message": "plain HTTP with authentication on a non-loopback address: Digest protects the password, not the requests and replies; give --tls-cert and --tls-key"})
+            );
+        }
         let s = Arc::clone(&server);
         threads.push(std::thread::spawn(move || s.serve(l)));
     }
@@ -310,6 +353,22 @@ pub fn serve(a: Serve) -> CliResult {
         json!({"event": "stopped", "signal": sig, "in_flight": server.in_flight()})
     );
     Ok(0)
+}
+
+/// A group name (from this machine's /etc/group) or number.
+fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| format!("--unix-group {name}: no such group in /etc/group"))
 }
 
 /// list a container's RPM packages (read natively, without rpm)

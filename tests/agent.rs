@@ -436,7 +436,7 @@ fn malformed_and_hostile_requests_get_4xx_and_the_server_lives() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage", b"\x00\x01\x02 nonsense\r\n\r\n".to_vec(), 400),
         ("no version", b"GET /\r\n\r\n".to_vec(), 400),
-        ("lower-case method", b"get / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("lower-case method", b"get / HTTP/1.1\r\n\r\n".to_vec(), 501),
         (
             "absolute target",
             b"GET http://x/ HTTP/1.1\r\n\r\n".to_vec(),

@@ -7,6 +7,7 @@
 
 pub mod exec;
 pub mod http;
+pub mod tls;
 
 use serde_json::{json, Value};
 
@@ -121,7 +122,9 @@ impl App {
                 &req.method,
                 &req.target,
                 req.header("authorization"),
-                req.peer,
+                req.peer
+                    .map(crate::auth::Peer::Ip)
+                    .or(req.peer_uid.map(crate::auth::Peer::Uid)),
             ) {
                 Verdict::User(u) => Some(u),
                 Verdict::Throttled => {
