@@ -191,13 +191,24 @@ pub fn list(a: List) -> CliResult {
             })
             .collect();
         table(&["ID", "RUNTIME", "HOSTNAME", "PID", "PROCS", ""], rows);
+        for n in all
+            .iter()
+            .flat_map(|c| &c.notes)
+            .filter(|n| n.contains("skipped"))
+        {
+            eprintln!("sidecar: warning: {n}");
+        }
     }
     Ok(0)
 }
 
 pub fn ps(a: Ps) -> CliResult {
     let (all, i) = find(&a.container)?;
-    let procs = processes::list(&all[i]);
+    let listing = processes::list(&all[i]);
+    for n in &listing.notes {
+        eprintln!("sidecar: warning: {n}");
+    }
+    let procs = listing.processes;
     if a.json {
         print_json(&procs);
     } else {

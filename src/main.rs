@@ -28,6 +28,9 @@ enum Command {
 fn main() {
     // Before any thread exists: signals are read synchronously (see init.rs).
     sidecar::init::block_signals();
+    // Descriptors inherited from whoever started us never reach a child (a helper, a program
+    // run in a container): they could lead out of it.
+    let _ = sidecar::sys::cloexec_from_3();
     // The server's internal helper role: not a command for people, so not in --help.
     if std::env::args().nth(1).as_deref() == Some("enter") {
         sidecar::sys::default_sigpipe();
@@ -36,6 +39,15 @@ fn main() {
     let args: Args = argh::from_env();
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
+    }
+    // Only `serve` (which stops cleanly), `exec` (which forwards them to its program) and
+    // `cp` (which must not leave half a file) read SIGTERM and SIGINT themselves; every other
+    // command simply dies of them, as a command-line tool should.
+    if !matches!(
+        args.command,
+        Command::Serve(_) | Command::Exec(_) | Command::Cp(_)
+    ) {
+        let _ = sidecar::sys::unblock_signals(&sidecar::init::FORWARDED);
     }
     let result = match args.command {
         Command::Serve(a) => cli::serve(a),

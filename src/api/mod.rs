@@ -206,7 +206,10 @@ impl App {
             }
             ["process" | "processes"] => {
                 only(method, "GET")?;
-                Ok(Response::json(200, &json!(processes::list(c))))
+                let listing = processes::list(c);
+                let mut r = Response::json(200, &json!(listing.processes));
+                add_notes(&mut r, &listing.notes);
+                Ok(r)
             }
             ["process" | "processes", pid] => {
                 let pid = parse_pid(pid, c)?;
@@ -344,7 +347,11 @@ fn write_options(req: &Request) -> Result<files::WriteOptions> {
     let num = |name: &str, radix: u32, default: u32| -> Result<u32> {
         match req.query(name) {
             None | Some("") => Ok(default),
-            Some(v) => u32::from_str_radix(v, radix).map_err(|_| bad(name, v)),
+            // (uid_t)-1 means "no change" to chown: refused rather than misreported.
+            Some(v) => u32::from_str_radix(v, radix)
+                .ok()
+                .filter(|&n| n != u32::MAX)
+                .ok_or_else(|| bad(name, v)),
         }
     };
     let mode = num("mode", 8, 0o644)?;
@@ -396,6 +403,25 @@ fn method_not_allowed(allowed: &str) -> ApiError {
         "method_not_allowed",
         format!("this route takes {allowed}"),
     )
+}
+
+/// Notes about what a reply left out (a planted FIFO skipped), one `X-Sidecar-Note` header
+/// each (documented in the README), printable ASCII only.
+fn add_notes(r: &mut Response, notes: &[String]) {
+    for n in notes {
+        let clean: String = n
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(512)
+            .collect();
+        r.headers.push(("X-Sidecar-Note".into(), clean));
+    }
 }
 
 pub fn error_response(e: ApiError) -> Response {

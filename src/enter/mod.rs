@@ -223,6 +223,15 @@ pub fn resolve_user(spec: Option<&str>, passwd: &str, group: &str) -> Result<Ide
         None => (spec, None),
     };
     let u = if u.is_empty() { "0" } else { u };
+    // (uid_t)-1 means "leave unchanged" to setresuid and chown: never an identity to take.
+    for id in [Some(u), g].into_iter().flatten() {
+        if id.parse::<u32>() == Ok(u32::MAX) || id.parse::<u64>().is_ok_and(|n| n > u32::MAX as u64)
+        {
+            return Err(Error::Bad(format!(
+                "'{id}' is not a valid uid or gid (at most 4294967294)"
+            )));
+        }
+    }
     let entry = match u.parse::<u32>() {
         Ok(uid) => users.iter().find(|e| e.uid == uid),
         Err(_) => Some(users.iter().find(|e| e.name == u).ok_or_else(|| {
@@ -272,28 +281,31 @@ pub fn environment(
     over: &BTreeMap<String, String>,
     home: Option<&str>,
 ) -> Vec<(String, String)> {
+    // The target's order is kept; each name's place is looked up in a map, so the merge
+    // is O(n log n) however many variables there are.
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |k: &str, v: &str, env: &mut Vec<(String, String)>| match env
-        .iter_mut()
-        .find(|(key, _)| key == k)
-    {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
+    let mut place: BTreeMap<String, usize> = BTreeMap::new();
+    let mut set = |k: &str, v: &str| match place.get(k) {
+        Some(&i) => env[i].1 = v.to_string(),
+        None => {
+            place.insert(k.to_string(), env.len());
+            env.push((k.to_string(), v.to_string()));
+        }
     };
     for kv in target {
         if let Some((k, v)) = kv.split_once('=') {
             if !k.is_empty() {
-                set(k, v, &mut env);
+                set(k, v);
             }
         }
     }
     if let Some(h) = home {
         if !over.contains_key("HOME") {
-            set("HOME", h, &mut env);
+            set("HOME", h);
         }
     }
     for (k, v) in over {
-        set(k, v, &mut env);
+        set(k, v);
     }
     env
 }
@@ -314,6 +326,12 @@ pub fn namespaces_to_join(
     theirs: impl Fn(&str) -> Option<u64>,
 ) -> Result<(i32, Vec<&'static str>), Error> {
     if let Some(asked) = asked {
+        // Joining nothing would run the program on the node, not in the container.
+        if asked.is_empty() {
+            return Err(Error::Bad(
+                "ns names no namespace: name some (mnt, uts, ipc, net, pid, cgroup, user) or leave it out to join them all".into(),
+            ));
+        }
         for a in asked {
             if !KINDS.iter().any(|(k, _)| k == a) {
                 return Err(Error::Bad(format!(
@@ -410,15 +428,23 @@ fn prepare(req: &Request) -> Result<Prepared, Error> {
         _ => None,
     };
     let mut notes = Vec::new();
-    let read_etc = |path: &str| root.read_to_string(path, 4 << 20).unwrap_or_default();
-    let (passwd, group) = if mount {
-        (read_etc("/etc/passwd"), read_etc("/etc/group"))
-    } else {
-        (
-            std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
-            std::fs::read_to_string("/etc/group").unwrap_or_default(),
-        )
+    // The user database of the root the program will see. A FIFO or device planted there is
+    // never opened: the program still runs, without the names that file would have given.
+    let mut read_etc = |path: &str| {
+        let read = if mount {
+            root.read_optional(path, 4 << 20)
+        } else {
+            Root::of_pid(std::process::id()).and_then(|r| r.read_optional(path, 4 << 20))
+        };
+        match read {
+            Ok(text) => text.unwrap_or_default(),
+            Err(e) => {
+                notes.push(format!("{path} skipped: {e}"));
+                String::new()
+            }
+        }
     };
+    let (passwd, group) = (read_etc("/etc/passwd"), read_etc("/etc/group"));
     let ident = resolve_user(req.user.as_deref(), &passwd, &group)?;
     let target_env = procfs::environ(pid).map_err(&ptrace)?;
     let home = req.user.as_ref().and(ident.home.as_deref());
@@ -630,6 +656,12 @@ fn child(
                 report(errpipe, STEP_STDIO, &e);
             }
         }
+    }
+    // Only 0, 1 and 2 reach the program: any other descriptor (one the sidecar inherited
+    // from whoever started it, a root or namespace handle of ours) would be a way out of
+    // the container.
+    if let Err(e) = sys::cloexec_from_3() {
+        report(errpipe, STEP_STDIO, &e);
     }
     // Into the container's cgroups ("0" is the writer itself): the program counts against
     // the container's limits and is stopped with it, as `podman exec` does. Only the

@@ -162,20 +162,10 @@ pub fn read(root: &Root, path: &str) -> Result<Found, Error> {
     let st = rustix::fs::fstat(&probe).map_err(|e| classify(path, e.into()))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let f = root
-                .open_with(
-                    path,
-                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-                )
-                .map_err(|e| classify(path, e))?;
-            let again = rustix::fs::fstat(&f).map_err(|e| classify(path, e.into()))?;
-            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
-                return Err(Error::Io(
-                    path.into(),
-                    io::Error::other("the file was replaced while it was opened; retry"),
-                ));
-            }
-            Ok(Found::File(f, again.st_size as u64))
+            // That very inode, reopened for reading: nothing can be swapped in between.
+            let f =
+                crate::rootfs::open_regular(probe.into(), path).map_err(|e| classify(path, e))?;
+            Ok(Found::File(f, st.st_size as u64))
         }
         FileType::Directory => {
             let dir = root
