@@ -81,10 +81,14 @@ impl Request<'_> {
     }
 }
 
-/// A reply body: bytes, or a stream of known length (file contents).
+/// A reply body: bytes, a stream of known length (file contents), or a function that
+/// writes a body of unknown length as it goes (a directory listing), sent chunked.
 pub enum Body {
     Bytes(Vec<u8>),
     Stream(Box<dyn Read + Send>, u64),
+    /// An error from the function cuts the reply short (no last chunk): the client sees an
+    /// incomplete reply, never a truncated one that looks whole.
+    Writer(Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>),
 }
 
 pub struct Response {
@@ -238,7 +242,7 @@ impl Server {
                     deadline: Some(Instant::now() + Duration::from_secs(1)),
                 };
                 let busy = Response::error(503, "busy", "every connection is busy; retry later");
-                let _ = write_response(&mut s, busy, false, false);
+                let _ = write_response(&mut s, busy, false, false, false);
                 continue;
             };
             let me = Arc::clone(self);
@@ -296,7 +300,7 @@ impl Server {
                         audit(&peer_name, None, "-", "-", r.status, started, None);
                         reader.get_mut().deadline = Some(Instant::now() + Duration::from_secs(5));
                         let resp = Response::error(r.status, r.code, &r.message);
-                        let _ = write_response(reader.get_mut(), resp, false, false);
+                        let _ = write_response(reader.get_mut(), resp, false, false, false);
                     }
                     return;
                 }
@@ -342,7 +346,9 @@ impl Server {
                 );
                 let out = reader.get_mut();
                 out.deadline = Some(Instant::now() + send_timeout);
-                write_response(out, resp, keep, is_head).is_ok() && keep
+                let http10 = head.version == 0;
+                let keep = keep && !(http10 && matches!(resp.body, Body::Writer(_)));
+                write_response(out, resp, keep, is_head, http10).is_ok() && keep
             };
         let refuse = |reader: &mut BufReader<Stream>, status: u16, code: &str, msg: &str| {
             reply(reader, Response::error(status, code, msg), false, None)
@@ -575,22 +581,29 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Writes `resp`. An HTTP/1.0 client (`http10`) cannot take chunks: a body of unknown
+/// length is then sent as it is and ended by closing the connection.
 fn write_response(
     out: &mut impl Write,
     resp: Response,
     keep: bool,
     head_only: bool,
+    http10: bool,
 ) -> io::Result<()> {
-    let len = match &resp.body {
-        Body::Bytes(b) => b.len() as u64,
-        Body::Stream(_, n) => *n,
+    let close_delimited = http10 && matches!(resp.body, Body::Writer(_));
+    let keep = keep && !close_delimited;
+    let framing = match &resp.body {
+        Body::Bytes(b) => format!("Content-Length: {}\r\n", b.len()),
+        Body::Stream(_, n) => format!("Content-Length: {n}\r\n"),
+        Body::Writer(_) if close_delimited => String::new(),
+        Body::Writer(_) => "Transfer-Encoding: chunked\r\n".to_string(),
     };
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str(&format!(
-        "Content-Length: {len}\r\nConnection: {}\r\n\r\n",
+        "{framing}Connection: {}\r\n\r\n",
         if keep { "keep-alive" } else { "close" }
     ));
     let mut w = io::BufWriter::with_capacity(64 << 10, out);
@@ -605,9 +618,34 @@ fn write_response(
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
                 }
             }
+            Body::Writer(f) if close_delimited => f(&mut w)?,
+            Body::Writer(f) => {
+                let mut chunks = io::BufWriter::with_capacity(32 << 10, Chunked(&mut w));
+                f(&mut chunks)?;
+                chunks.flush()?;
+                drop(chunks);
+                w.write_all(b"0\r\n\r\n")?;
+            }
         }
     }
     w.flush()
+}
+
+/// Writes each buffer it is given as one chunk (RFC 9112 section 7.1).
+struct Chunked<W: Write>(W);
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            write!(self.0, "{:x}\r\n", buf.len())?;
+            self.0.write_all(buf)?;
+            self.0.write_all(b"\r\n")?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]

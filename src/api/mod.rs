@@ -292,7 +292,13 @@ impl App {
                     user: None,
                     change: None,
                 }),
-                files::Found::Dir(entries) => Ok(Response::json(200, &json!(entries))),
+                files::Found::Dir(listing) => Ok(Response {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: http::Body::Writer(Box::new(move |out| listing.write_json(out))),
+                    user: None,
+                    change: None,
+                }),
             },
             "PUT" => {
                 self.writable()?;
