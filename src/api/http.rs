@@ -88,8 +88,11 @@ pub enum Body {
     Stream(Box<dyn Read + Send>, u64),
     /// An error from the function cuts the reply short (no last chunk): the client sees an
     /// incomplete reply, never a truncated one that looks whole.
-    Writer(Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>),
+    Writer(BodyWriter),
 }
+
+/// Writes a reply body of unknown length (see `Body::Writer`).
+pub type BodyWriter = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 pub struct Response {
     pub status: u16,
