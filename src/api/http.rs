@@ -483,6 +483,22 @@ impl Server {
 /// The methods any route takes; others are 501 (RFC 9110 section 9.1).
 const METHODS: [&str; 5] = ["GET", "HEAD", "PUT", "POST", "DELETE"];
 
+/// Parses `data` as a client would send it: a head, its framing, and a body read to its
+/// end (at most 1 MiB kept). For the fuzzer (`fuzz/fuzz_targets/http_request.rs`): any
+/// bytes must give a request or a refusal, never a panic or a hang.
+#[doc(hidden)]
+pub fn parse_request_bytes(data: &[u8]) -> Result<(head::Head, u64), String> {
+    let mut r = BufReader::with_capacity(64, data);
+    let h = head::read_and_parse(&mut r, 16 << 10).map_err(|e| format!("{e:?}"))?;
+    let _ = h.keep_alive();
+    let _ = h.expects_continue();
+    let framing = h.framing().map_err(|e| e.message)?;
+    let _ = split_target(&h.target);
+    let mut body = body::BodyReader::new(&mut r, framing, 1 << 20);
+    let n = io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
+    Ok((h, n))
+}
+
 /// Who is on the other end of a connection.
 struct Client<'a> {
     peer: Option<IpAddr>,
