@@ -594,6 +594,9 @@ fn healthz_answers_while_every_worker_is_busy() {
     let mut stdin = upload.0.stdin.take().unwrap();
     stdin.write_all(b"first part\n").unwrap();
     stdin.flush().unwrap();
+    // Give the upload time to take the worker before probing: a probe that arrived first
+    // would hold the only worker for its 401 round and the upload would get the 503.
+    std::thread::sleep(Duration::from_millis(500));
     let busy = || {
         curl(&[
             "--digest",
