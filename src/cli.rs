@@ -15,6 +15,9 @@ use crate::auth::{self, Auth};
 use crate::containers::{self, Container};
 use crate::{init, processes};
 
+mod transactions;
+pub use transactions::{rpm_erase, rpm_install, RpmErase, RpmInstall};
+
 pub type CliResult = Result<i32, String>;
 
 /// serve the HTTP+JSON API
@@ -126,7 +129,7 @@ pub struct Version {
     pub json: bool,
 }
 
-fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
+pub(crate) fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
     let all = containers::discover().map_err(|e| format!("cannot list /proc: {e}"))?;
     let id = containers::lookup(&all, name)
         .map_err(|e| e.to_string())?
@@ -136,7 +139,7 @@ fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
     Ok((all, i))
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -356,7 +359,10 @@ pub fn serve(a: Serve) -> CliResult {
     for t in threads {
         let _ = t.join();
     }
-    while server.in_flight() > 0 && start.elapsed() < init::STOP_GRACE {
+    // Package transactions are never cut: they are waited for however long they take.
+    while server.in_flight() > 0
+        && (start.elapsed() < init::STOP_GRACE || crate::packages::transaction::active() > 0)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!(
@@ -713,6 +719,7 @@ pub fn exec(a: Exec) -> CliResult {
         privileged: a.privileged,
         setns_files: a.setns_files,
         stdin: None,
+        stdin_from_fd3: false,
     };
     match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
         Ok(done) => {

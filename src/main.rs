@@ -23,6 +23,8 @@ enum Command {
     Sockets(cli::Sockets),
     Cp(cli::Cp),
     Exec(cli::Exec),
+    RpmInstall(cli::RpmInstall),
+    RpmErase(cli::RpmErase),
 }
 
 fn main() {
@@ -40,12 +42,16 @@ fn main() {
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
     }
-    // Only `serve` (which stops cleanly), `exec` (which forwards them to its program) and
-    // `cp` (which must not leave half a file) read SIGTERM and SIGINT themselves; every other
-    // command simply dies of them, as a command-line tool should.
+    // Only `serve` (which stops cleanly), `exec` (which forwards them to its program), `cp`
+    // (which must not leave half a file) and the package transactions (never cut) read
+    // SIGTERM and SIGINT themselves; every other command simply dies of them.
     if !matches!(
         args.command,
-        Command::Serve(_) | Command::Exec(_) | Command::Cp(_)
+        Command::Serve(_)
+            | Command::Exec(_)
+            | Command::Cp(_)
+            | Command::RpmInstall(_)
+            | Command::RpmErase(_)
     ) {
         let _ = sidecar::sys::unblock_signals(&sidecar::init::FORWARDED);
     }
@@ -59,6 +65,8 @@ fn main() {
         Command::Sockets(a) => cli::sockets(a),
         Command::Cp(a) => cli::cp(a),
         Command::Exec(a) => cli::exec(a),
+        Command::RpmInstall(a) => cli::rpm_install(a),
+        Command::RpmErase(a) => cli::rpm_erase(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

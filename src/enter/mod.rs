@@ -85,6 +85,11 @@ pub struct Request {
     /// Bytes for the program's stdin (capture mode only).
     #[serde(default)]
     pub stdin: Option<String>,
+    /// The program's stdin is the helper's inherited descriptor 3 instead (capture mode
+    /// only): a memfd holding an uploaded package, which the program (rpm) reopens by path
+    /// as `/proc/self/fd/0`. Nothing is written anywhere for it.
+    #[serde(default)]
+    pub stdin_from_fd3: bool,
 }
 
 /// Why a program could not be run. Each variant maps to one API code (see `code`).
@@ -813,8 +818,19 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let own_group = capture || !io::IsTerminal::is_terminal(&io::stdin());
     let pipes = if capture {
         let pipe = |what| sys::pipe().map_err(|source| Error::Io { step: what, source });
+        let stdin = if req.stdin_from_fd3 {
+            // (read side, write side): the program reads the inherited file; nothing to write.
+            let fd = sys::take_inherited_fd(3).map_err(|source| Error::Io {
+                step: "take the uploaded file (descriptor 3)",
+                source,
+            })?;
+            let (_, w) = pipe("make the stdin pipe")?;
+            (fd, w)
+        } else {
+            pipe("make the stdin pipe")?
+        };
         Some([
-            pipe("make the stdin pipe")?,
+            stdin,
             pipe("make the stdout pipe")?,
             pipe("make the stderr pipe")?,
         ])
@@ -846,6 +862,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     };
     drop(err_w);
     let (stdin_w, stdout_r, stderr_r) = match pipes {
+        Some([_, o, e]) if req.stdin_from_fd3 => (None, Some(o.0), Some(e.0)),
         Some([i, o, e]) => (Some(i.1), Some(o.0), Some(e.0)),
         None => (None, None, None),
     };

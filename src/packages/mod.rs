@@ -1,6 +1,7 @@
 //! A container's packages, read natively: find its RPM database inside its root, read it with
 //! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`). Transactions (install,
-//! erase) come with the package-transaction issue and will live here too.
+//! update, erase) through the container's own rpm are in `transaction.rs`; uploaded
+//! packages are received and checked in `upload.rs`.
 //!
 //! Invariant: the database is located and opened only through the container's root
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
@@ -17,6 +18,9 @@ use serde_json::{json, Map, Value};
 use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
 use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
+
+pub mod transaction;
+pub mod upload;
 
 /// Where rpm keeps its database, newest layout first.
 pub const DB_DIRS: [&str; 3] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm", "/usr/share/rpm"];
@@ -113,6 +117,17 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
     Err(Error::NoDatabase {
         container: container.to_string(),
     })
+}
+
+/// Whether the file system that holds `dir` inside the container is mounted read-only.
+pub fn read_only_fs(root: &Root, dir: &str) -> bool {
+    root.open_with(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+    )
+    .ok()
+    .and_then(|d| rustix::fs::fstatvfs(&d).ok())
+    .is_some_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Whether the container has a database (for `GET /<c>`'s resources), without reading it.

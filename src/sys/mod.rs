@@ -265,6 +265,53 @@ pub fn cloexec_from_3() -> io::Result<()> {
     Ok(())
 }
 
+/// Takes ownership of descriptor `fd` that this process inherited (the enter helper's fd 3,
+/// handed over by `give_fd_to_child`).
+///
+/// # Errors
+/// EBADF when no such descriptor is open.
+pub fn take_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF when `fd` is
+    // not open, so a success proves there is an open descriptor to own.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked above) and nothing else in this process owns it: it was
+    // inherited for us alone, and is taken once.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Makes `fd` the child's descriptor `target` (>= 3) when `cmd` is spawned, without the
+/// close-on-exec flag, so that the child inherits it there. Everything else keeps
+/// close-on-exec.
+pub fn give_fd_to_child(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: i32) {
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and calls only dup2 and
+    // fcntl, which are async-signal-safe; `raw` stays open in the parent until spawn returns
+    // (the caller holds `fd` across the spawn), so the child has it too.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == target {
+                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, target) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A memfd (`memfd_create(2)`): an anonymous file in memory, gone with its last descriptor.
+pub fn memfd(name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?)
+}
+
 /// The file system magic of what `fd` is open on (`fstatfs`), to refuse procfs and sysfs.
 pub fn fs_magic(fd: impl AsFd) -> io::Result<i64> {
     Ok(rustix::fs::fstatfs(fd)?.f_type as i64)
