@@ -391,34 +391,31 @@ fn take_slot<E>(container: &str, wait: bool) -> Result<Slot, TxError<E>> {
 }
 
 impl<E> Context<'_, E> {
-    /// Checks that the container has an rpm of librpm that reads its database.
+    /// Checks that the container has an rpm of librpm that reads its database: one query
+    /// (`rpm -q --qf MARK NAME`) answers both, as only librpm's rpm prints the mark or "is
+    /// not installed"; `rpm --version` is asked only to explain a refusal.
     fn usable_rpm(&self, probe_name: &str) -> Result<(), TxError<E>> {
+        const MARK: &str = "sidecar-librpm-probe";
+        let q = (self.run)(&["rpm", "-q", "--qf", MARK, probe_name], None);
+        let readable = matches!(&q, Ok(f) if (f.exit_code == Some(0) && f.stdout.starts_with(MARK))
+            || (f.exit_code == Some(1) && f.stdout.contains("is not installed")));
+        if readable {
+            return Ok(());
+        }
         let v = (self.run)(&["rpm", "--version"], None);
-        let fine = matches!(&v, Ok(f) if f.exit_code == Some(0) && is_librpm(&f.stdout));
-        if !fine {
-            let why = match &v {
-                Ok(f) if f.exit_code == Some(0) => {
-                    format!("its `rpm` is not librpm's ({})", f.stdout.trim())
-                }
-                Ok(f) => format!("`rpm --version` failed: {}", f.stderr.trim()),
-                Err(_) => "no `rpm` on its PATH".into(),
-            };
-            return Err(TxError::RpmNotAvailable(format!(
-                "container {} has no usable rpm: {why}",
-                self.container
-            )));
-        }
-        let q = (self.run)(&["rpm", "-q", "--qf", "", probe_name], None).map_err(TxError::Run)?;
-        let readable = q.exit_code == Some(0)
-            || (q.exit_code == Some(1) && q.stdout.contains("is not installed"));
-        if !readable {
-            return Err(TxError::RpmNotAvailable(format!(
-                "the rpm of container {} cannot read its database: {}",
-                self.container,
-                q.stderr.trim()
-            )));
-        }
-        Ok(())
+        let why = match (&v, &q) {
+            (Err(_), _) => "no `rpm` on its PATH".to_string(),
+            (Ok(f), _) if f.exit_code != Some(0) || !is_librpm(&f.stdout) => format!(
+                "its `rpm` is not librpm's ({})",
+                format!("{}{}", f.stdout, f.stderr).trim().lines().next().unwrap_or("")
+            ),
+            (Ok(_), Ok(f)) => format!("its rpm cannot read its database: {}", f.stderr.trim()),
+            (Ok(_), Err(_)) => "its rpm could not be run".to_string(),
+        };
+        Err(TxError::RpmNotAvailable(format!(
+            "container {} has no usable rpm: {why}",
+            self.container
+        )))
     }
 
     fn writable(&self, db: &Database) -> Result<(), TxError<E>> {
