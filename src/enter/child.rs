@@ -107,8 +107,8 @@ pub(super) fn child(
     let id = &p.ident;
     if let Err(e) = sys::switch_user(id.uid, id.gid, &id.groups) {
         // Root with its own groups is what we already are: a user namespace that denies
-        // setgroups must not stop a plain exec.
-        if req.user.is_some() {
+        // setgroups must not stop a plain exec. Any other user must be taken or refused.
+        if req.user.is_some() || id.uid != 0 || id.gid != 0 {
             report(errpipe, Step::User, &e);
         }
     }

@@ -59,14 +59,19 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Output kept per stream when capturing; the rest is read and dropped (`truncated`).
 pub const MAX_OUTPUT: usize = 1 << 20;
 
-/// What to run where. The API's helper reads it as JSON on stdin; the command line builds it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What to run where. The API's helper reads it as JSON on stdin; the command line builds it
+/// (fields added later have defaults: build it with `..Request::default()`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Request {
     /// The container's ID, for messages.
     pub container: String,
     /// A process of the container (as we see it) and its start time when it was chosen.
     pub pid: u32,
     pub starttime: u64,
+    /// The container's other processes (with start times) that may stand in when `pid`
+    /// exits before it is entered.
+    #[serde(default)]
+    pub stand_ins: Vec<(u32, u64)>,
     pub argv: Vec<String>,
     /// Set on top of the environment of the target process.
     #[serde(default)]
@@ -74,7 +79,8 @@ pub struct Request {
     /// Working directory inside the container; default: the target process's.
     #[serde(default)]
     pub cwd: Option<String>,
-    /// `name`, `uid`, `name:group` or `uid:gid`; default root.
+    /// `name`, `uid`, `name:group` or `uid:gid`; default: the user of the container's init
+    /// (as its user namespace sees it), as `podman exec` does.
     #[serde(default)]
     pub user: Option<String>,
     /// Namespace kinds to join; default: every one of the target's that differs from ours.

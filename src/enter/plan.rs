@@ -82,6 +82,60 @@ pub fn resolve_user(spec: Option<&str>, passwd: &str, group: &str) -> Result<Ide
     })
 }
 
+/// The identity of the container's init from its `/proc/<pid>/status` (real uid, real gid,
+/// supplementary groups, as the sidecar sees them), mapped into its user namespace through
+/// `uid_map`/`gid_map` when we join that namespace (`None`: ids are taken as they are). The
+/// home directory is the user's in the container's `passwd`.
+pub fn init_ident(
+    status: &str,
+    uid_map: Option<&[procfs::IdRange]>,
+    gid_map: Option<&[procfs::IdRange]>,
+    passwd: &str,
+) -> Result<Ident, Error> {
+    let first = |key: &str| {
+        procfs::status_field(status, key).and_then(|v| procfs::parse_ids(v).first().copied())
+    };
+    let unmapped = |what: &str, id: u32| {
+        Error::Bad(format!(
+            "the container's init runs as {what} {id}, which its user namespace does not map: name a user"
+        ))
+    };
+    let map = |m: Option<&[procfs::IdRange]>, id: u32, what: &str| match m {
+        None => Ok(id),
+        Some(m) => procfs::map_id_inside(m, id).ok_or_else(|| unmapped(what, id)),
+    };
+    let (Some(uid), Some(gid)) = (first("Uid"), first("Gid")) else {
+        return Err(Error::Bad(
+            "cannot read the user of the container's init: name a user".into(),
+        ));
+    };
+    let uid = map(uid_map, uid, "uid")?;
+    let gid = map(gid_map, gid, "gid")?;
+    let mut groups = vec![gid];
+    for g in procfs::status_field(status, "Groups")
+        .map(procfs::parse_ids)
+        .unwrap_or_default()
+    {
+        // A supplementary group the namespace does not map cannot be set there: left out.
+        if let Ok(g) = map(gid_map, g, "gid") {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+    }
+    let home = procfs::parse_passwd(passwd)
+        .into_iter()
+        .find(|e| e.uid == uid)
+        .map(|e| e.home)
+        .filter(|h| !h.is_empty());
+    Ok(Ident {
+        uid,
+        gid,
+        groups,
+        home,
+    })
+}
+
 /// The environment the program gets: the target's `KEY=VALUE` strings with `over` on top,
 /// and `HOME` of the user when neither sets it for a user other than the target's.
 pub fn environment(
@@ -216,6 +270,37 @@ mod tests {
             None
         );
         assert_eq!(resolve_user(Some("1"), "", "").unwrap().uid, 1);
+    }
+
+    #[test]
+    fn init_identity_mapped_into_its_namespace() {
+        let status = "Name:\tapp\nUid:\t101000\t101000\t101000\t101000\nGid:\t100100\t100100\t100100\t100100\nGroups:\t100010 100029 7 \n";
+        let m = procfs::parse_id_map("0 100000 65536\n");
+        let id = init_ident(status, Some(&m), Some(&m), PASSWD).unwrap();
+        assert_eq!((id.uid, id.gid), (1000, 100));
+        // gid 7 is outside the map: left out, not an error.
+        assert_eq!(id.groups, [100, 10, 29]);
+        assert_eq!(id.home.as_deref(), Some("/home/alice"));
+        // Not joining the user namespace: the ids as we see them.
+        let id = init_ident(status, None, None, PASSWD).unwrap();
+        assert_eq!((id.uid, id.gid, id.home), (101000, 100100, None));
+        let root = init_ident(
+            "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n",
+            None,
+            None,
+            PASSWD,
+        )
+        .unwrap();
+        assert_eq!(
+            (root.uid, root.gid, root.groups.as_slice()),
+            (0, 0, &[0][..])
+        );
+        let lone = procfs::parse_id_map("0 5000 1\n");
+        assert!(matches!(
+            init_ident(status, Some(&lone), Some(&lone), PASSWD),
+            Err(Error::Bad(_))
+        ));
+        assert!(init_ident("Name:\tx\n", None, None, "").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 
 use rustix::fs::{Mode, OFlags};
 
-use super::plan::{environment, namespaces_to_join, resolve_user, Ident};
+use super::plan::{environment, init_ident, namespaces_to_join, resolve_user, Ident};
 use super::{Error, Request, KINDS};
 use crate::procfs::{self, Caps};
 use crate::rootfs::Root;
@@ -47,6 +47,9 @@ pub(super) fn gone(req: &Request) -> Error {
     }
 }
 
+/// Prepares with the first of the request's processes (`pid`, then `stand_ins`) that is
+/// still there: one that exits meanwhile is skipped for the next; only when none is left
+/// has the container exited.
 pub(super) fn prepare(req: &Request) -> Result<Prepared, Error> {
     let me = std::process::id();
     if procfs::stat(me).map_or(1, |s| s.threads) != 1 {
@@ -58,8 +61,43 @@ pub(super) fn prepare(req: &Request) -> Result<Prepared, Error> {
     if req.argv.is_empty() || req.argv[0].is_empty() {
         return Err(Error::Bad("no program to run: argv is empty".into()));
     }
-    let pid = req.pid;
-    let same = || procfs::stat(pid).is_ok_and(|s| s.starttime == req.starttime);
+    let mut tried = vec![(req.pid, req.starttime)];
+    tried.extend(
+        req.stand_ins
+            .iter()
+            .filter(|p| **p != (req.pid, req.starttime)),
+    );
+    let mut last = None;
+    for (pid, starttime) in tried {
+        match prepare_with(req, me, pid, starttime) {
+            Err(Error::Gone { .. }) => last = Some(gone(req)),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| gone(req)))
+}
+
+/// Whether `pid` is still the process that started at `starttime` and has not exited: a
+/// zombie (exited, not reaped) has no root, namespaces or environment left to enter.
+fn still_there(pid: u32, starttime: u64) -> bool {
+    procfs::stat(pid).is_ok_and(|s| s.starttime == starttime && !matches!(s.state, 'Z' | 'X'))
+}
+
+fn prepare_with(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<Prepared, Error> {
+    // Any failure while the process is no longer there is that, not the step's own error
+    // (a zombie's root gives EACCES, which would read as a missing capability).
+    let gone_or = |e: Error| {
+        if still_there(pid, starttime) {
+            e
+        } else {
+            gone(req)
+        }
+    };
+    prepare_checked(req, me, pid, starttime).map_err(gone_or)
+}
+
+fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<Prepared, Error> {
+    let same = || still_there(pid, starttime);
     if !same() {
         return Err(gone(req));
     }
@@ -99,7 +137,25 @@ pub(super) fn prepare(req: &Request) -> Result<Prepared, Error> {
         }
     };
     let (passwd, group) = (read_etc("/etc/passwd"), read_etc("/etc/group"));
-    let ident = resolve_user(req.user.as_deref(), &passwd, &group)?;
+    let ident = match &req.user {
+        Some(u) => resolve_user(Some(u), &passwd, &group)?,
+        // As podman and docker exec do: the user of the container's init, as its own user
+        // namespace sees it when we join that (ids of ours otherwise).
+        None => {
+            let inside = flags & libc::CLONE_NEWUSER != 0;
+            let map = |file: &str| {
+                inside
+                    .then(|| procfs::with_text(pid, file, procfs::parse_id_map).unwrap_or_default())
+            };
+            let status = procfs::read(pid, "status").map_err(|_| gone(req))?;
+            init_ident(
+                &status,
+                map("uid_map").as_deref(),
+                map("gid_map").as_deref(),
+                &passwd,
+            )?
+        }
+    };
     let target_env = procfs::environ(pid).map_err(&ptrace)?;
     let home = req.user.as_ref().and(ident.home.as_deref());
     let env = environment(&target_env, &req.env, home);
