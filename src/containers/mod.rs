@@ -239,6 +239,16 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
     // names no runtime, yet we are not on the node: our container is our cgroup subtree.
     let private_cgns = procfs::namespace(me, "cgroup").is_some_and(|ns| ns != INIT_CGROUP_NS);
     let on_host = my_cgroup.is_none() && !private_cgns;
+    // From a container that sees the node's processes, the node's mount namespace is the
+    // kernel threads' (kthreadd's, when we see it): its processes are the `host` entry.
+    let host_mnt = if on_host {
+        None
+    } else {
+        procfs::stat(2)
+            .ok()
+            .filter(procfs::Stat::is_kernel_thread)
+            .and_then(|_| procfs::namespace(2, "mnt"))
+    };
 
     let mut groups: BTreeMap<Key, Vec<Seen>> = BTreeMap::new();
     let mut my_key = None;
@@ -251,6 +261,8 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
         } else if seen.ours {
             Key::Own
         } else if on_host && (seen.root.is_none() || seen.root == my_root || seen.kernel_thread) {
+            Key::Host
+        } else if seen.kernel_thread || (host_mnt.is_some() && seen.mnt == host_mnt) {
             Key::Host
         } else if let Some(mnt) = seen.mnt {
             Key::Mount(mnt)
