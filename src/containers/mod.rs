@@ -260,9 +260,10 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
             Key::Runtime(c.id.clone())
         } else if seen.ours {
             Key::Own
-        } else if on_host && (seen.root.is_none() || seen.root == my_root || seen.kernel_thread) {
-            Key::Host
-        } else if seen.kernel_thread || (host_mnt.is_some() && seen.mnt == host_mnt) {
+        } else if seen.kernel_thread
+            || (on_host && (seen.root.is_none() || seen.root == my_root))
+            || (host_mnt.is_some() && seen.mnt == host_mnt)
+        {
             Key::Host
         } else if let Some(mnt) = seen.mnt {
             Key::Mount(mnt)
