@@ -177,9 +177,13 @@ impl App {
                 Ok(Response::json(200, &version_json()))
             }
             [name, rest @ ..] => {
-                let all = discover()?;
-                let c = containers::lookup(&all, name)?;
-                self.container_route(req, &method, c, rest)
+                let c = containers::find(name).map_err(|e| match e {
+                    containers::FindError::Lookup(l) => ApiError::from(l),
+                    containers::FindError::Proc(e) => {
+                        ApiError::new(500, "io_error", format!("cannot list /proc: {e}"))
+                    }
+                })?;
+                self.container_route(req, &method, &c, rest)
             }
             [] => Err(not_found(&path)),
         }
@@ -397,6 +401,7 @@ pub fn transaction_request(
         container: c.id.clone(),
         pid,
         starttime,
+        stand_ins: c.stand_ins.clone(),
         argv: argv.iter().map(|a| a.to_string()).collect(),
         env: [("LC_ALL".to_string(), "C".to_string())]
             .into_iter()
@@ -492,7 +497,8 @@ fn write_options(req: &Request) -> Result<files::WriteOptions> {
 
 /// The container's root, or why it cannot be opened.
 fn root(c: &Container) -> Result<Root> {
-    Root::of_pid(c.root_pid).map_err(|e| match e.raw_os_error() {
+    c.root().map_err(|e| match e.raw_os_error() {
+        _ if e.kind() == std::io::ErrorKind::NotFound => ApiError::new(404, "container_not_found", e.to_string()),
         Some(libc::ENOENT) | Some(libc::ESRCH) => ApiError::new(404, "container_not_found", format!("container {} has exited", c.id)),
         Some(libc::EACCES) | Some(libc::EPERM) => ApiError::new(
             403,
