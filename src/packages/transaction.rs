@@ -407,7 +407,11 @@ impl<E> Context<'_, E> {
             (Err(_), _) => "no `rpm` on its PATH".to_string(),
             (Ok(f), _) if f.exit_code != Some(0) || !is_librpm(&f.stdout) => format!(
                 "its `rpm` is not librpm's ({})",
-                format!("{}{}", f.stdout, f.stderr).trim().lines().next().unwrap_or("")
+                format!("{}{}", f.stdout, f.stderr)
+                    .trim()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
             ),
             (Ok(_), Ok(f)) => format!("its rpm cannot read its database: {}", f.stderr.trim()),
             (Ok(_), Err(_)) => "its rpm could not be run".to_string(),
