@@ -19,6 +19,7 @@ use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
 use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
 
+pub mod native;
 pub mod transaction;
 pub mod upload;
 
