@@ -311,7 +311,7 @@ impl Server {
                 Err(e) => {
                     let (status, code, msg) = e.describe(self.limits.max_head);
                     let resp = Response::error(status, code, &msg);
-                    audit(&peer_name, None, "-", "-", status, started, None);
+                    audit(&peer_name, None, "-", "-", status, started, None, None);
                     let _ = write_response(&mut out, resp, false, false);
                     return;
                 }
@@ -344,6 +344,7 @@ impl Server {
                 resp.status,
                 started,
                 resp.change.as_ref(),
+                skipped_records(&resp),
             );
             write_response(out, resp, keep, is_head).is_ok() && keep
         };
@@ -478,6 +479,7 @@ fn audit(
     status: u16,
     started: Instant,
     change: Option<&serde_json::Value>,
+    skipped: Option<u64>,
 ) {
     let mut line = serde_json::json!({
         "time": crate::procfs::format_utc(
@@ -492,7 +494,20 @@ fn audit(
     if let Some(c) = change {
         line["change"] = c.clone();
     }
+    if let Some(n) = skipped {
+        line["skipped_records"] = n.into();
+    }
     eprintln!("{line}");
+}
+
+/// The damaged package records a reply left out (`X-Sidecar-Skipped-Records`), for the
+/// audit line.
+fn skipped_records(resp: &Response) -> Option<u64> {
+    let name = crate::packages::SKIPPED_HEADER;
+    resp.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 fn is_timeout(e: &io::Error) -> bool {

@@ -47,8 +47,11 @@ impl From<LookupError> for ApiError {
 impl From<packages::Error> for ApiError {
     fn from(e: packages::Error) -> ApiError {
         let (status, code) = match &e {
-            packages::Error::NoDatabase { .. } => (404, "no_rpm_database"),
+            packages::Error::NoDatabase { .. } | packages::Error::BadDbPath { .. } => {
+                (404, "no_rpm_database")
+            }
             packages::Error::NotInstalled { .. } => (404, "package_not_found"),
+            packages::Error::BadPath { .. } => (400, "bad_path"),
             packages::Error::Busy(_) => (503, "database_busy"),
             packages::Error::Db { .. } => (422, "database_unreadable"),
             packages::Error::Io(_) => (500, "io_error"),
@@ -195,8 +198,11 @@ impl App {
                 only(method, "GET")?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
                 let mut resources = vec!["process", "exec", "files", "sockets"];
-                if root(c).is_ok_and(|r| packages::has_database(&r)) {
-                    resources.push("rpms");
+                if let Ok(r) = root(c) {
+                    if packages::has_database(&r) {
+                        resources.push("rpms");
+                        v["rpm_database"] = packages::database_summary(&r, &c.id);
+                    }
                 }
                 v["resources"] = json!(resources);
                 Ok(Response::json(200, &v))
@@ -229,16 +235,20 @@ impl App {
                 only(method, "GET")?;
                 let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
                 let list: Vec<_> = db.packages.iter().map(packages::summary).collect();
-                Ok(Response::json(200, &list))
+                Ok(with_skipped(Response::json(200, &list), &db, c))
             }
             ["rpms", name] => {
                 only(method, "GET")?;
-                let db = packages::read_container(&root(c)?, &c.id, Detail::Full)?;
+                let db = packages::read_container(&root(c)?, &c.id, Detail::Named(name))?;
                 let list: Vec<Value> = packages::by_name(&db, name)?
                     .into_iter()
                     .map(packages::detail)
                     .collect();
-                Ok(Response::json(200, &Value::Array(list)))
+                Ok(with_skipped(
+                    Response::json(200, &Value::Array(list)),
+                    &db,
+                    c,
+                ))
             }
             ["exec"] => {
                 only(method, "POST")?;
@@ -319,6 +329,26 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// A package answer read from a database with damaged records: their count in a response
+/// header (and so in the audit line), each one logged with its record number and why.
+fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Response {
+    if db.skipped.is_empty() {
+        return r;
+    }
+    r.headers.push((
+        packages::SKIPPED_HEADER.into(),
+        db.skipped.len().to_string(),
+    ));
+    for s in &db.skipped {
+        eprintln!(
+            "{}",
+            json!({"event": "rpmdb_record_skipped", "container": c.id, "dir": db.dir,
+                   "instance": s.instance, "why": s.what})
+        );
+    }
+    r
 }
 
 fn not_found(path: &str) -> ApiError {

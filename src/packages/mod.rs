@@ -1,10 +1,18 @@
 //! A container's packages, read natively: find its RPM database inside its root, read it with
-//! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`). Transactions (install,
-//! erase) come with the package-transaction issue and will live here too.
+//! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`); which package owns a
+//! file (`owners`, as `rpm -qf`) and what changed since the packages were installed
+//! (`verify`, as `rpm -V`). Transactions (install, erase) come with the package-transaction
+//! issue and will live here too.
 //!
 //! Invariant: the database is located and opened only through the container's root
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
 //! the container and nothing outside it is ever read; and nothing here writes beside it.
+
+mod owners;
+mod verify;
+
+pub use owners::{clean_path, owners, owners_json, Owners};
+pub use verify::{differs, strerror, verify, verify_json, Finding};
 
 use std::fmt;
 use std::io;
@@ -16,7 +24,7 @@ use serde_json::{json, Map, Value};
 
 use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
-use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
+use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Listing, Package, Skipped};
 
 /// Where rpm keeps its database, newest layout first.
 pub const DB_DIRS: [&str; 3] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm", "/usr/share/rpm"];
@@ -30,6 +38,12 @@ pub enum Error {
     NoDatabase {
         container: String,
     },
+    /// `--dbpath DIR`/`--root DIR` on this machine: DIR is not what was expected (missing,
+    /// a file, a directory without a database); `what` says which, and what was expected.
+    BadDbPath {
+        dir: String,
+        what: String,
+    },
     /// The database kept changing while we read it.
     Busy(DbError),
     /// Unreadable or corrupt.
@@ -39,6 +53,11 @@ pub enum Error {
     },
     NotInstalled {
         name: String,
+    },
+    /// A path given to look up (`-qf`) that cannot be one.
+    BadPath {
+        path: String,
+        what: &'static str,
     },
     Io(io::Error),
 }
@@ -51,6 +70,7 @@ impl fmt::Display for Error {
                 "container {container} has no RPM database (looked in {})",
                 DB_DIRS.join(", ")
             ),
+            Error::BadDbPath { dir, what } => write!(f, "{dir}: {what}"),
             Error::Busy(e) => write!(
                 f,
                 "the RPM database is being written ({e}); retry in a moment"
@@ -59,31 +79,55 @@ impl fmt::Display for Error {
                 write!(f, "cannot read the RPM database in {dir}: {source}")
             }
             Error::NotInstalled { name } => write!(f, "package {name} is not installed"),
+            Error::BadPath { path, what } => write!(f, "{path}: {what}"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// A database that was read: where, in which format, what it holds (sorted by name).
+/// A database that was read: where, in which format, what it holds (sorted by name), and
+/// the records skipped as damaged (as rpm skips them, warning about each).
 pub struct Database {
     pub dir: String,
     pub format: Format,
     pub packages: Vec<Package>,
+    pub skipped: Vec<Skipped>,
 }
+
+impl Database {
+    /// One line per skipped record, as a warning for people (stderr, logs).
+    pub fn warnings(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "warning: {}: damaged header #{} skipped ({})",
+                    self.dir, s.instance, s.what
+                )
+            })
+            .collect()
+    }
+}
+
+/// The response header that counts the records skipped as damaged (only when there are).
+pub const SKIPPED_HEADER: &str = "X-Sidecar-Skipped-Records";
 
 fn with_retries(
     dir: &str,
-    read: impl Fn() -> Result<(Format, Vec<Package>), DbError>,
+    read: impl Fn() -> Result<Listing, DbError>,
 ) -> Result<Option<Database>, Error> {
     let mut last = None;
     for attempt in 0..RETRIES {
         match read() {
-            Ok((format, mut packages)) => {
-                packages.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+            Ok(mut listing) => {
+                listing
+                    .packages
+                    .sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
                 return Ok(Some(Database {
                     dir: dir.to_string(),
-                    format,
-                    packages,
+                    format: listing.format,
+                    packages: listing.packages,
+                    skipped: listing.skipped,
                 }));
             }
             Err(DbError::NoDatabase) => return Ok(None),
@@ -99,11 +143,30 @@ fn with_retries(
             }
         }
     }
-    Err(Error::Busy(last.expect("a retryable error was seen")))
+    match last.expect("a retryable error was seen") {
+        // It stayed unreadable, unchanged, through every retry: nothing is writing it, it
+        // is damaged. Advising another retry could not help.
+        e @ DbError::Unsettled { .. } => Err(Error::Db {
+            dir: dir.to_string(),
+            source: e.settled(),
+        }),
+        e => Err(Error::Busy(e)),
+    }
 }
 
 /// Reads the container's database, the first of `DB_DIRS` that holds one.
 pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Database, Error> {
+    read_root(root, detail).map_err(|e| match e {
+        Error::NoDatabase { .. } => Error::NoDatabase {
+            container: container.to_string(),
+        },
+        e => e,
+    })
+}
+
+/// Reads the database of a root file system (a container's, or `--root DIR`'s), the first
+/// of `DB_DIRS` that holds one.
+pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
         let opener = |name: &str| root.open(&format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
@@ -111,25 +174,89 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
         }
     }
     Err(Error::NoDatabase {
-        container: container.to_string(),
+        container: String::new(),
     })
 }
 
 /// Whether the container has a database (for `GET /<c>`'s resources), without reading it.
 pub fn has_database(root: &Root) -> bool {
-    DB_DIRS.iter().any(|dir| {
-        ["rpmdb.sqlite", "Packages.db", "Packages"]
-            .iter()
-            .any(|f| root.open(&format!("{dir}/{f}")).is_ok())
-    })
+    DB_DIRS.iter().any(|dir| has_database_in(root, dir))
 }
 
-/// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`).
+fn has_database_in(root: &Root, dir: &str) -> bool {
+    ["rpmdb.sqlite", "Packages.db", "Packages"]
+        .iter()
+        .any(|f| root.open(&format!("{dir}/{f}")).is_ok())
+}
+
+/// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should
+/// hold `rpmdb.sqlite`, `Packages.db` or `Packages`; a root file system is accepted too when
+/// exactly one of its usual database directories holds a database (as `rpm --root` finds
+/// it), and anything else is named for what it is.
 pub fn read_dbpath(dir: &Path, detail: Detail) -> Result<Database, Error> {
     let shown = dir.display().to_string();
-    with_retries(&shown, || rpmdb::read_path_with(dir, detail))?.ok_or(Error::NoDatabase {
-        container: shown.clone(),
-    })
+    let bad = |what: String| Error::BadDbPath {
+        dir: shown.clone(),
+        what,
+    };
+    const EXPECTED: &str = "expected a directory holding rpmdb.sqlite, Packages.db or Packages \
+                            (or a root file system with one in /usr/lib/sysimage/rpm, \
+                            /var/lib/rpm or /usr/share/rpm)";
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(bad(format!("no such directory; {EXPECTED}")))
+        }
+        Err(e) => return Err(bad(format!("{e}"))),
+        Ok(m) if !m.is_dir() => {
+            return Err(bad(format!(
+                "is a file, not a directory; {EXPECTED} (for a database file, give the \
+                 directory it is in)"
+            )))
+        }
+        Ok(_) => {}
+    }
+    if let Some(db) = with_retries(&shown, || rpmdb::read_path_with(dir, detail))? {
+        return Ok(db);
+    }
+    // A root file system: its database, found inside it as rpm --root finds it.
+    let root = Root::of_dir(dir).map_err(|e| bad(e.to_string()))?;
+    let holding: Vec<&str> = DB_DIRS
+        .into_iter()
+        .filter(|d| has_database_in(&root, d))
+        .collect();
+    match holding.as_slice() {
+        [] => Err(bad(format!("holds no RPM database; {EXPECTED}"))),
+        _ => read_root(&root, detail).map_err(|e| match e {
+            Error::NoDatabase { .. } => bad(format!("holds no RPM database; {EXPECTED}")),
+            e => e,
+        }),
+    }
+}
+
+/// What `GET /<c>` says of the container's database: where, which format, how many
+/// packages, and the records skipped as damaged (record number and why); or why it cannot
+/// be read.
+pub fn database_summary(root: &Root, container: &str) -> Value {
+    match read_container(root, container, Detail::Summary) {
+        Ok(db) => json!({
+            "dir": db.dir,
+            "format": format_name(db.format),
+            "packages": db.packages.len(),
+            "skipped_records": db.skipped.iter()
+                .map(|s| json!({"instance": s.instance, "why": s.what}))
+                .collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+/// The format's name as the API writes it.
+pub fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Sqlite => "sqlite",
+        Format::Ndb => "ndb",
+        Format::BerkeleyDb => "bdb",
+    }
 }
 
 fn time(t: Option<u32>) -> Value {
@@ -151,10 +278,10 @@ pub struct Summary<'a> {
     gpg_pubkey: bool,
     installdate: Option<Date>,
     name: &'a str,
-    release: &'a str,
+    release: Option<&'a str>,
     size: Option<u64>,
     summary: Option<&'a str>,
-    version: &'a str,
+    version: Option<&'a str>,
 }
 
 /// A time stamp serialized the way `format_utc` writes it, without allocating.
@@ -177,10 +304,10 @@ pub fn summary(p: &Package) -> Summary<'_> {
         gpg_pubkey: p.gpg_pubkey,
         installdate: p.installtime.map(Date),
         name: &p.name,
-        release: &p.release,
+        release: p.release.as_deref(),
         size: p.size,
         summary: p.summary.as_deref(),
-        version: &p.version,
+        version: p.version.as_deref(),
     }
 }
 
@@ -246,7 +373,7 @@ pub fn write_summaries_json_pretty(
         out.extend_from_slice(b",\n    \"name\": ");
         json_str(&mut out, &p.name);
         out.extend_from_slice(b",\n    \"release\": ");
-        json_str(&mut out, &p.release);
+        json_opt_str(&mut out, p.release.as_deref());
         out.extend_from_slice(b",\n    \"size\": ");
         match p.size {
             Some(n) => json_u64(&mut out, n),
@@ -255,7 +382,7 @@ pub fn write_summaries_json_pretty(
         out.extend_from_slice(b",\n    \"summary\": ");
         json_opt_str(&mut out, p.summary.as_deref());
         out.extend_from_slice(b",\n    \"version\": ");
-        json_str(&mut out, &p.version);
+        json_opt_str(&mut out, p.version.as_deref());
         out.extend_from_slice(b"\n  }");
         if out.len() >= JSON_CHUNK {
             w.write_all(&out)?;
@@ -331,16 +458,32 @@ pub fn detail(p: &Package) -> Value {
     ] {
         m.insert(k.into(), v);
     }
+    // Only on a package whose file list could not be decoded (it then shows no files).
+    if let Some(e) = &more.files_error {
+        m.insert("files_error".into(), json!(e));
+    }
     Value::Object(m)
 }
 
-/// `name-[epoch:]version-release.arch`, as `rpm -qa` prints it.
+/// What `rpm -qa` prints for a package (`%{nvr}%{archsuffix}`): `name-version-release.arch`,
+/// never an epoch; a missing VERSION or RELEASE is left out with its dash (rpm's
+/// `getNEVRA`), a missing ARCH with its dot (gpg-pubkey).
 pub fn nevra(p: &Package) -> String {
-    let epoch = p.epoch.map(|e| format!("{e}:")).unwrap_or_default();
-    match &p.arch {
-        Some(a) => format!("{}-{epoch}{}-{}.{a}", p.name, p.version, p.release),
-        None => format!("{}-{epoch}{}-{}", p.name, p.version, p.release),
+    let mut s = String::with_capacity(p.name.len() + 32);
+    s.push_str(&p.name);
+    s.push('-');
+    if let Some(v) = &p.version {
+        s.push_str(v);
+        s.push('-');
     }
+    if let Some(r) = &p.release {
+        s.push_str(r);
+    }
+    if let Some(a) = &p.arch {
+        s.push('.');
+        s.push_str(a);
+    }
+    s
 }
 
 /// The installed packages called `name` (several for multilib or kernels).
@@ -362,8 +505,8 @@ mod tests {
     fn fast_listing_json_is_serde_json_pretty() {
         let p = |name: &str| Package {
             name: name.into(),
-            version: "1.0".into(),
-            release: "1.el9".into(),
+            version: Some("1.0".into()),
+            release: Some("1.el9".into()),
             arch: Some("x86_64".into()),
             installtime: Some(1_700_000_000),
             size: Some(12345),
