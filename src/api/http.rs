@@ -311,7 +311,7 @@ impl Server {
                 Err(e) => {
                     let (status, code, msg) = e.describe(self.limits.max_head);
                     let resp = Response::error(status, code, &msg);
-                    audit(&peer_name, None, "-", "-", status, started, None, None);
+                    audit(&peer_name, None, "-", "-", status, started, &[]);
                     let _ = write_response(&mut out, resp, false, false);
                     return;
                 }
@@ -343,8 +343,7 @@ impl Server {
                 &head.target,
                 resp.status,
                 started,
-                resp.change.as_ref(),
-                skipped_records(&resp),
+                &audit_extra(&resp),
             );
             write_response(out, resp, keep, is_head).is_ok() && keep
         };
@@ -478,8 +477,7 @@ fn audit(
     path: &str,
     status: u16,
     started: Instant,
-    change: Option<&serde_json::Value>,
-    skipped: Option<u64>,
+    extra: &[(&str, serde_json::Value)],
 ) {
     let mut line = serde_json::json!({
         "time": crate::procfs::format_utc(
@@ -491,23 +489,29 @@ fn audit(
         "status": status,
         "duration_ms": started.elapsed().as_millis() as u64,
     });
-    if let Some(c) = change {
-        line["change"] = c.clone();
-    }
-    if let Some(n) = skipped {
-        line["skipped_records"] = n.into();
+    for (k, v) in extra {
+        line[*k] = v.clone();
     }
     eprintln!("{line}");
 }
 
-/// The damaged package records a reply left out (`X-Sidecar-Skipped-Records`), for the
-/// audit line.
-fn skipped_records(resp: &Response) -> Option<u64> {
+/// What a reply adds to its audit line: what it changed, and the damaged package records
+/// it left out (`X-Sidecar-Skipped-Records`).
+fn audit_extra(resp: &Response) -> Vec<(&'static str, serde_json::Value)> {
+    let mut extra = Vec::new();
+    if let Some(c) = &resp.change {
+        extra.push(("change", c.clone()));
+    }
     let name = crate::packages::SKIPPED_HEADER;
-    resp.headers
+    let skipped = resp
+        .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.parse().ok())
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    if let Some(n) = skipped {
+        extra.push(("skipped_records", n.into()));
+    }
+    extra
 }
 
 fn is_timeout(e: &io::Error) -> bool {

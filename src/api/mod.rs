@@ -233,9 +233,29 @@ impl App {
             }
             ["rpms"] => {
                 only(method, "GET")?;
-                let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
+                let root = root(c)?;
+                if let Some(path) = req.query("file") {
+                    // rpm -qf: the owners among the listing's packages.
+                    let db = packages::read_container(&root, &c.id, Detail::Files)?;
+                    let owned = packages::owners(&root, &db, path)?;
+                    let v = packages::owners_json(path, &owned);
+                    return Ok(with_skipped(Response::json(200, &v), &db, c));
+                }
+                let db = packages::read_container(&root, &c.id, Detail::Summary)?;
                 let list: Vec<_> = db.packages.iter().map(packages::summary).collect();
                 Ok(with_skipped(Response::json(200, &list), &db, c))
+            }
+            ["verify"] | ["rpms", _, "verify"] => {
+                only(method, "GET")?;
+                let name = match rest {
+                    ["rpms", name, "verify"] => Some(*name),
+                    _ => None,
+                };
+                let root = root(c)?;
+                let db = packages::read_container(&root, &c.id, Detail::Files)?;
+                let found = packages::verify(&root, &db, name)?;
+                let v = packages::verify_json(&found);
+                Ok(with_skipped(Response::json(200, &v), &db, c))
             }
             ["rpms", name] => {
                 only(method, "GET")?;

@@ -393,9 +393,9 @@ fn verify_file(root: &Root, ids: &Ids, algo: u32, f: &FileEntry) -> (u32, Option
     if flags & VERIFY_RDEV != 0 {
         let chr = |m: u32| is(m, FileType::CharacterDevice);
         let blk = |m: u32| is(m, FileType::BlockDevice);
-        if chr(fmode) != chr(sb.st_mode) || blk(fmode) != blk(sb.st_mode) {
-            r |= VERIFY_RDEV;
-        } else if (chr(fmode) || blk(fmode)) && (sb.st_rdev & 0xffff) as u16 != f.rdev {
+        let kind_differs = chr(fmode) != chr(sb.st_mode) || blk(fmode) != blk(sb.st_mode);
+        let device = chr(fmode) || blk(fmode);
+        if kind_differs || (device && (sb.st_rdev & 0xffff) as u16 != f.rdev) {
             r |= VERIFY_RDEV;
         }
     }

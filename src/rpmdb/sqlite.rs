@@ -279,7 +279,7 @@ pub fn read_journal(src: &dyn Source) -> Result<Option<Journal>, DbError> {
     }
     let mut journal = Journal {
         page_size,
-        db_pages: be32(&first, 12),
+        db_pages: be32(&first, 16),
         pages: BTreeMap::new(),
     };
     let record = 8 + page_size as u64;
@@ -294,9 +294,11 @@ pub fn read_journal(src: &dyn Source) -> Result<Option<Journal>, DbError> {
         if hdr[..8] != MAGIC {
             break;
         }
-        let cksum_init = be32(&hdr, 8);
+        // magic (8), record count, checksum nonce, original size in pages, sector and page
+        // sizes, all big-endian.
+        let cksum_init = be32(&hdr, 12);
         let mut off = hdr_off + sector;
-        let mut nrec = be32(&hdr, 4) as u64;
+        let mut nrec = be32(&hdr, 8) as u64;
         if nrec == 0xffff_ffff {
             nrec = size.saturating_sub(off) / record;
         }

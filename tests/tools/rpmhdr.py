@@ -3,7 +3,7 @@
 
     rpmhdr.py sqlite DB HNUM OP      (rpmdb.sqlite, through Python's sqlite3)
     rpmhdr.py ndb    DB PKGIDX OP    (Packages.db: blob edited in place, adler32 redone)
-    rpmhdr.py bdb    DB RECNO cut:N  (Packages: the item's length in its hash page)
+    rpmhdr.py bdb    DB RECNO baddl  (Packages: the blob's dl, on its first overflow page)
 
 OP is one of:
     cut:N        keep the first N bytes of the blob (rpm's headerImport refuses it)
@@ -101,7 +101,9 @@ def ndb_edit(db, pkgidx, op):
 
 
 def bdb_edit(db, recno, op):
-    assert op.startswith("cut:"), "bdb: only cut"
+    # A shorter item length (a cut) is no header damage to rpm's bdb_ro: it reads the whole
+    # overflow chain and gives up on the database. Only the blob's own content is changed.
+    assert op == "baddl", "bdb: only baddl"
     f = bytearray(open(db, "rb").read())
     assert struct.unpack("<I", f[12:16])[0] == 0x061561, "little-endian hash db only"
     ps = struct.unpack("<I", f[20:24])[0]
@@ -115,8 +117,10 @@ def bdb_edit(db, recno, op):
             key, data = offs[k], offs[k + 1]
             if p[key] == 1 and struct.unpack("<I", p[key + 1:key + 5])[0] == recno:
                 assert p[data] == 3, "data item is not off-page"
-                at = pg * ps + data + 8
-                f[at:at + 4] = struct.pack("<I", int(op[4:]))
+                first = struct.unpack("<I", p[data + 4:data + 8])[0]
+                at = first * ps + 26 + 4
+                dl = struct.unpack(">I", f[at:at + 4])[0]
+                f[at:at + 4] = struct.pack(">I", dl + 1)
                 open(db, "wb").write(f)
                 return
     raise SystemExit(f"record {recno} not found")
