@@ -419,15 +419,11 @@ pub fn rpms(a: Rpms) -> CliResult {
         } else {
             let mut out = std::io::stdout().lock();
             for f in &found {
-                match f.line() {
-                    Some(line) => {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    None => eprintln!(
-                        "warning: {}: {}",
-                        f.package,
-                        f.error.as_deref().unwrap_or("")
-                    ),
+                if let Some(line) = f.line() {
+                    let _ = writeln!(out, "{line}");
+                } else if let (None, Some(e)) = (&f.path, &f.error) {
+                    // rpm says nothing here (and exits 1): we say why.
+                    eprintln!("warning: {}: {e}", f.package);
                 }
             }
         }
