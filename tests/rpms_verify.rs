@@ -401,4 +401,26 @@ fn verify_and_owners_over_http() {
             .all(|n| !n.ends_with("-shm") && !n.ends_with("-journal")),
         "{names:?}"
     );
+
+    // A FIFO planted where rpm's newest layout keeps its database (this container's root
+    // only): looked at, refused, never opened; nothing blocks.
+    let sysimage = r.join("usr/lib/sysimage/rpm");
+    fs::create_dir_all(&sysimage).unwrap();
+    run(Command::new("mkfifo").arg(sysimage.join("rpmdb.sqlite")));
+    let t = std::time::Instant::now();
+    let (status, v) = server.request("GET", &format!("/{}/rpms", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("database_unreadable")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular file")),
+        "{v}"
+    );
+    let (status, _) = server.get(&format!("/{}", c.id));
+    assert_eq!(status, 200);
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }

@@ -168,7 +168,7 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
 /// of `DB_DIRS` that holds one.
 pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
-        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
+        let opener = |name: &str| open_regular(root, &format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
@@ -186,7 +186,25 @@ pub fn has_database(root: &Root) -> bool {
 fn has_database_in(root: &Root, dir: &str) -> bool {
     ["rpmdb.sqlite", "Packages.db", "Packages"]
         .iter()
-        .any(|f| root.open(&format!("{dir}/{f}")).is_ok())
+        .any(|f| verify::look(root, &format!("{dir}/{f}")).is_ok_and(|st| is_regular(&st)))
+}
+
+fn is_regular(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
+/// Opens a file of the container's database for reading: looked at first (`O_PATH`,
+/// `fstat`), opened only when it is a regular file, and checked to be that file. A FIFO or
+/// a device planted where the database belongs is refused, never opened.
+fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
+    let st = verify::look(root, path)?;
+    if !is_regular(&st) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    verify::open_looked(root, path, &st)
 }
 
 /// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should
@@ -218,19 +236,13 @@ pub fn read_dbpath(dir: &Path, detail: Detail) -> Result<Database, Error> {
     if let Some(db) = with_retries(&shown, || rpmdb::read_path_with(dir, detail))? {
         return Ok(db);
     }
-    // A root file system: its database, found inside it as rpm --root finds it.
+    // A root file system: its database, found inside it as a container's is (the first of
+    // DB_DIRS that holds one, symlinks resolved inside DIR).
     let root = Root::of_dir(dir).map_err(|e| bad(e.to_string()))?;
-    let holding: Vec<&str> = DB_DIRS
-        .into_iter()
-        .filter(|d| has_database_in(&root, d))
-        .collect();
-    match holding.as_slice() {
-        [] => Err(bad(format!("holds no RPM database; {EXPECTED}"))),
-        _ => read_root(&root, detail).map_err(|e| match e {
-            Error::NoDatabase { .. } => bad(format!("holds no RPM database; {EXPECTED}")),
-            e => e,
-        }),
-    }
+    read_root(&root, detail).map_err(|e| match e {
+        Error::NoDatabase { .. } => bad(format!("holds no RPM database; {EXPECTED}")),
+        e => e,
+    })
 }
 
 /// What `GET /<c>` says of the container's database: where, which format, how many

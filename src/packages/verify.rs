@@ -227,17 +227,38 @@ fn lstat(root: &Root, path: &str) -> io::Result<(OwnedFd, Stat)> {
     Ok((fd, st))
 }
 
+/// `stat` inside the root (symlinks followed inside it), through an `O_PATH` descriptor:
+/// nothing is opened for reading.
+pub(super) fn look(root: &Root, path: &str) -> io::Result<Stat> {
+    let fd = open_in_root(root, path, OFlags::PATH)?;
+    Ok(rustix::fs::fstat(&fd)?)
+}
+
+/// Opens the regular file at `path` (symlinks followed inside the root) that [`look`] saw.
+pub(super) fn open_looked(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
+    open_checked(root, path, looked, OFlags::empty())
+}
+
 /// Opens the regular file at `path` for reading, once `O_PATH` + `fstat` said it is one, and
 /// checks that what was opened is the inode that was looked at. Never opens a FIFO or a
 /// device, and never a file on procfs or sysfs.
 fn open_regular(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
+    open_checked(root, path, looked, OFlags::NOFOLLOW)
+}
+
+fn open_checked(
+    root: &Root,
+    path: &str,
+    looked: &Stat,
+    extra: OFlags,
+) -> io::Result<std::fs::File> {
     if FileType::from_raw_mode(looked.st_mode) != FileType::RegularFile {
         return Err(io::Error::other("not a regular file"));
     }
     let fd = open_in_root(
         root,
         path,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | extra,
     )?;
     let st = rustix::fs::fstat(&fd)?;
     if (st.st_dev, st.st_ino) != (looked.st_dev, looked.st_ino) {
@@ -255,21 +276,11 @@ fn open_regular(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::F
 
 /// A small regular file of the container (`/etc/passwd`), at most 4 MiB.
 fn read_small(root: &Root, path: &str) -> io::Result<Vec<u8>> {
-    let fd = open_in_root(root, path, OFlags::PATH)?;
-    let st = rustix::fs::fstat(&fd)?;
-    let f = open_in_root(
-        root,
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-    )?;
-    let again = rustix::fs::fstat(&f)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-        || (st.st_dev, st.st_ino) != (again.st_dev, again.st_ino)
-    {
-        return Err(io::Error::other("not a regular file"));
-    }
+    let st = look(root, path)?;
     let mut out = Vec::new();
-    std::fs::File::from(f).take(4 << 20).read_to_end(&mut out)?;
+    open_looked(root, path, &st)?
+        .take(4 << 20)
+        .read_to_end(&mut out)?;
     Ok(out)
 }
 

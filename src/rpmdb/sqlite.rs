@@ -754,6 +754,59 @@ mod tests {
         assert!(read_wal(&SliceSource::new("w", &w)).unwrap().is_none());
     }
 
+    /// A journal as SQLite's pager writes one: header (magic, record count, nonce, original
+    /// size, sector and page size) padded to a sector, then page number, page, checksum.
+    fn journal(segments: &[&[(u32, u8)]], db_pages: u32, ps: usize) -> Vec<u8> {
+        let mut j = Vec::new();
+        let nonce = 0x1234_5678u32;
+        for seg in segments {
+            let at = j.len().div_ceil(512) * 512;
+            j.resize(at, 0);
+            j.extend_from_slice(&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+            for v in [seg.len() as u32, nonce, db_pages, 512, ps as u32] {
+                j.extend_from_slice(&v.to_be_bytes());
+            }
+            j.resize(at + 512, 0);
+            for &(pgno, fill) in *seg {
+                let page = vec![fill; ps];
+                let mut sum = nonce;
+                let mut i = ps - 200;
+                while i > 0 {
+                    sum = sum.wrapping_add(u32::from(page[i]));
+                    i = i.saturating_sub(200);
+                }
+                j.extend_from_slice(&pgno.to_be_bytes());
+                j.extend_from_slice(&page);
+                j.extend_from_slice(&sum.to_be_bytes());
+            }
+        }
+        j
+    }
+
+    #[test]
+    fn journal_pages_and_where_playback_stops() {
+        let j = journal(&[&[(2, 7), (9, 1)], &[(3, 8)]], 5, 1024);
+        let parsed = read_journal(&SliceSource::new("j", &j)).unwrap().unwrap();
+        assert_eq!((parsed.page_size, parsed.db_pages), (1024, 5));
+        // Page 9 lies past the original size: SQLite ignores it.
+        assert_eq!(parsed.pages.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(j[parsed.pages[&3] as usize], 8);
+        // A bad checksum ends playback there.
+        // (The second segment's header sits at the sector after the first's two records,
+        // 3072; its page at 3072 + 512 + 4; byte 824 of a 1024-byte page is summed.)
+        let mut bad = j.clone();
+        bad[3072 + 512 + 4 + 824] ^= 0xff;
+        let parsed = read_journal(&SliceSource::new("j", &bad)).unwrap().unwrap();
+        assert!(parsed.pages.contains_key(&2));
+        assert!(!parsed.pages.contains_key(&3));
+        // A zeroed header means no live journal.
+        let mut done = j;
+        done[..8].fill(0);
+        assert!(read_journal(&SliceSource::new("j", &done))
+            .unwrap()
+            .is_none());
+    }
+
     #[test]
     fn checksum_known_value() {
         // Two words each: s0 = 1 + 0 = 1, s1 = 2 + 1 = 3; then s0 = 1 + 3 + 3 = 7, s1 = 3 + 4 + 7.
