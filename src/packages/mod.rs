@@ -186,7 +186,7 @@ pub fn has_database(root: &Root) -> bool {
 fn has_database_in(root: &Root, dir: &str) -> bool {
     ["rpmdb.sqlite", "Packages.db", "Packages"]
         .iter()
-        .any(|f| verify::look(root, &format!("{dir}/{f}")).is_ok_and(|st| is_regular(&st)))
+        .any(|f| verify::look_at(root, &format!("{dir}/{f}")).is_ok_and(|st| is_regular(&st)))
 }
 
 fn is_regular(st: &rustix::fs::Stat) -> bool {
@@ -197,7 +197,7 @@ fn is_regular(st: &rustix::fs::Stat) -> bool {
 /// `fstat`), opened only when it is a regular file, and checked to be that file. A FIFO or
 /// a device planted where the database belongs is refused, never opened.
 fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
-    let st = verify::look(root, path)?;
+    let st = verify::look_at(root, path)?;
     if !is_regular(&st) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
