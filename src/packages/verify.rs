@@ -234,11 +234,15 @@ struct Dir {
     special: bool,
 }
 
+/// A directory that could not be opened: its path, and the error (kept to answer again for
+/// each of its files without asking the kernel again).
+type DirFailure = (String, io::ErrorKind, Option<i32>);
+
 /// Looks at the files of a root, one directory held open at a time, and digests regular
 /// files into one reused buffer.
 struct Looker<'r> {
     root: &'r Root,
-    dir: Option<Result<Dir, (String, io::ErrorKind, Option<i32>)>>,
+    dir: Option<Result<Dir, DirFailure>>,
     buf: Vec<u8>,
 }
 
@@ -641,7 +645,7 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
         work()
     } else {
         std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
             handles
                 .into_iter()
                 // A worker's panic is this call's panic: never a silently shorter answer.
