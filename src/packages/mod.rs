@@ -117,6 +117,8 @@ fn with_retries(
     read: impl Fn() -> Result<Listing, DbError>,
 ) -> Result<Option<Database>, Error> {
     let mut last = None;
+    // The mtimes of the file each time it read as unsettled (unreadable and new).
+    let mut unsettled = Vec::new();
     for attempt in 0..RETRIES {
         match read() {
             Ok(mut listing) => {
@@ -132,6 +134,9 @@ fn with_retries(
             }
             Err(DbError::NoDatabase) => return Ok(None),
             Err(e) if e.is_retryable() => {
+                if let DbError::Unsettled { mtime, .. } = &e {
+                    unsettled.push(*mtime);
+                }
                 last = Some(e);
                 std::thread::sleep(Duration::from_millis(50 << attempt));
             }
@@ -144,12 +149,16 @@ fn with_retries(
         }
     }
     match last.expect("a retryable error was seen") {
-        // It stayed unreadable, unchanged, through every retry: nothing is writing it, it
-        // is damaged. Advising another retry could not help.
-        e @ DbError::Unsettled { .. } => Err(Error::Db {
-            dir: dir.to_string(),
-            source: e.settled(),
-        }),
+        // Unreadable through every retry, and its mtime never moved since it was first
+        // seen so: nothing is writing it, it is damaged. Advising a retry could not help.
+        e @ DbError::Unsettled { .. }
+            if unsettled.len() >= 2 && unsettled.iter().all(|m| *m == unsettled[0]) =>
+        {
+            Err(Error::Db {
+                dir: dir.to_string(),
+                source: e.settled(),
+            })
+        }
         e => Err(Error::Busy(e)),
     }
 }

@@ -218,6 +218,9 @@ pub enum DbError {
     Unsettled {
         file: &'static str,
         source: Box<DbError>,
+        /// The file's mtime (seconds, nanoseconds) when it was read: one that stays the same
+        /// over the retries is not being written.
+        mtime: (i64, i64),
     },
 }
 
@@ -277,7 +280,7 @@ impl fmt::Display for DbError {
             DbError::Changed { file, what } => {
                 write!(f, "{file}: database changed while reading ({what}); retry")
             }
-            DbError::Unsettled { file, source } => write!(
+            DbError::Unsettled { file, source, .. } => write!(
                 f,
                 "{file}: unreadable and modified moments ago, maybe being written ({source})"
             ),
@@ -888,6 +891,7 @@ pub fn read_dir_with(
             Err(e) if !e.is_retryable() && recently_modified(&before) => Err(DbError::Unsettled {
                 file: name,
                 source: Box::new(e),
+                mtime: before.mtime,
             }),
             r => r,
         };
