@@ -51,7 +51,7 @@ c
 /opt/vt/clean.txt
 %install
 mkdir -p %{buildroot}/opt/vt/bin %{buildroot}/opt/vt/dir %{buildroot}/etc/vt
-for f in file owned gone touched shared fifo clean; do echo "$f content" > %{buildroot}/opt/vt/$f.txt; done
+for f in file owned gone touched shared fifo clean capped keepcaps uncapped; do echo "$f content" > %{buildroot}/opt/vt/$f.txt; done
 echo tool > %{buildroot}/opt/vt/bin/tool
 echo other > %{buildroot}/opt/vt/bin/other
 ln -s bin/tool %{buildroot}/opt/vt/tool-link
@@ -70,6 +70,9 @@ echo "other=1" > %{buildroot}/etc/vt/other.conf
 /opt/vt/gone.txt
 /opt/vt/touched.txt
 /opt/vt/shared.txt
+%caps(cap_net_raw=ep) /opt/vt/capped.txt
+%caps(cap_net_admin,cap_net_raw+ep) /opt/vt/keepcaps.txt
+/opt/vt/uncapped.txt
 "#;
 
 fn run(cmd: &mut Command) -> std::process::Output {
@@ -141,6 +144,17 @@ fn install_and_change(r: &Path, rpms: &[PathBuf]) {
     fs::remove_file(vt.join("gone.txt")).unwrap();
     fs::remove_file(vt.join("fifo.txt")).unwrap();
     run(Command::new("mkfifo").arg(vt.join("fifo.txt")));
+    // Capabilities: removed from one file, added to another (as `setcap` writes them:
+    // revision 2, effective, cap_net_admin permitted); a third keeps its own.
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import os, struct, sys\n\
+             os.removexattr(sys.argv[1], 'security.capability')\n\
+             os.setxattr(sys.argv[2], 'security.capability', struct.pack('<5I', 0x02000001, 1 << 12, 0, 0, 0))",
+        ])
+        .arg(vt.join("capped.txt"))
+        .arg(vt.join("uncapped.txt")));
     // A symlinked directory, absolute: it resolves inside the root.
     std::os::unix::fs::symlink("/opt/vt", r.join("vtlink")).unwrap();
 }
@@ -175,7 +189,7 @@ fn sidecar(args: &[&str]) -> (String, String, i32) {
 
 #[test]
 fn verify_and_owners_match_rpm_on_a_root() {
-    if !privileged(&["rpm", "rpmbuild", "mkfifo"]) {
+    if !privileged(&["rpm", "rpmbuild", "mkfifo", "python3"]) {
         return;
     }
     let top = TempDir::new("vt-build");
@@ -202,6 +216,8 @@ fn verify_and_owners_match_rpm_on_a_root() {
         "....L....    /opt/vt/tool-link",
         ".......T.    /opt/vt/touched.txt",
         ".M.......    /opt/vt/fifo.txt",
+        "........P    /opt/vt/capped.txt",
+        "........P    /opt/vt/uncapped.txt",
     ] {
         assert!(got.lines().any(|l| l == line), "no {line:?} in\n{got}");
     }
@@ -211,6 +227,7 @@ fn verify_and_owners_match_rpm_on_a_root() {
         !got.contains("shared.txt") && !got.contains("ghost.log"),
         "{got}"
     );
+    assert!(!got.contains("keepcaps.txt"), "{got}");
     // rpm -V NAME, each package.
     for name in ["vt-files", "vt-fifo", "vt-clean", "vt-shared"] {
         let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", name]);

@@ -8,6 +8,7 @@
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
 //! the container and nothing outside it is ever read; and nothing here writes beside it.
 
+mod caps;
 mod owners;
 mod verify;
 

@@ -1,7 +1,8 @@
 //! What changed in a container against its package database, as `rpm -V --nodeps
 //! --noscripts` sees it (rpm 4.18's `rpmfilesVerify` and `verifyHeader`, read as the
 //! specification): for each file of a package, size, mode, digest, device, link target,
-//! owner, group and mtime are compared with what the header recorded, and a line is shown
+//! owner, group, mtime and file capabilities are compared with what the header recorded,
+//! and a line is shown
 //! for each file that differs, in rpm's own words (`S.5....T.  c /etc/foo`,
 //! `missing     /usr/bin/bar`).
 //!
@@ -20,7 +21,7 @@ use std::sync::OnceLock;
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
 use serde::Serialize;
 
-use super::{nevra, Database, Error};
+use super::{caps, nevra, Database, Error};
 use crate::procfs::{parse_group, parse_passwd};
 use crate::rootfs::Root;
 use crate::rpmdb::{FileEntry, Package};
@@ -523,19 +524,25 @@ fn verify_file(
     if f.flags & FILE_GHOST != 0 {
         flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_LINKTO);
     }
-    // --nodeps --noscripts omit nothing of the file checks; capabilities are not compared
-    // (rpm compares the file's security.capability with FILECAPS: not read here).
-    flags &= !(VERIFY_FAILURES | VERIFY_CAPS);
+    // --nodeps --noscripts omit nothing of the file checks.
+    flags &= !VERIFY_FAILURES;
 
     let mut r = 0u32;
     let mut size = sb.st_size as u64;
+    // A regular file whose content or capabilities are compared is opened once for both.
+    let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
+        Some(look.open_file(&f.path, &sb))
+    } else {
+        None
+    };
     if flags & VERIFY_DIGEST != 0 {
         if f.digest.is_empty() {
             r |= VERIFY_DIGEST;
         } else {
-            let got = look
-                .open_file(&f.path, &sb)
-                .and_then(|mut file| digest(algo, &mut file, sb.st_size as u64, &mut look.buf));
+            let got = match &mut file {
+                Some(Ok(fh)) => digest(algo, fh, sb.st_size as u64, &mut look.buf),
+                _ => Err(io::Error::other("not opened")),
+            };
             match got {
                 Ok(Some((hex, read))) => {
                     size = read;
@@ -545,6 +552,17 @@ fn verify_file(
                 }
                 Ok(None) | Err(_) => r |= VERIFY_READFAIL | VERIFY_DIGEST,
             }
+        }
+    }
+    if flags & VERIFY_CAPS != 0 {
+        // As rpm: capabilities that cannot be read or parsed count as none ("=").
+        let want = caps::from_text(&f.caps).unwrap_or_default();
+        let have = match &file {
+            Some(Ok(fh)) => caps::of_file(fh),
+            _ => caps::Caps::default(),
+        };
+        if want != have {
+            r |= VERIFY_CAPS;
         }
     }
     if flags & VERIFY_LINKTO != 0 {

@@ -85,6 +85,7 @@ pub const TAG_FILEUSERNAME: u32 = 1039;
 pub const TAG_FILEGROUPNAME: u32 = 1040;
 pub const TAG_FILEVERIFYFLAGS: u32 = 1045;
 pub const TAG_LONGFILESIZES: u32 = 5008;
+pub const TAG_FILECAPS: u32 = 5010;
 pub const TAG_FILEDIGESTALGO: u32 = 5011;
 
 /// Why a header blob was rejected.
@@ -412,6 +413,7 @@ impl Header<'_> {
         let links = fit(self.string_column(TAG_FILELINKTOS), n)?;
         let users = fit(self.string_column(TAG_FILEUSERNAME), n)?;
         let groups = fit(self.string_column(TAG_FILEGROUPNAME), n)?;
+        let caps = fit(self.string_column(TAG_FILECAPS), n)?;
         let num =
             |v: &Option<Vec<u64>>, i: usize, default: u64| v.as_ref().map_or(default, |v| v[i]);
         let text = |v: &Option<Vec<String>>, i: usize| {
@@ -434,6 +436,7 @@ impl Header<'_> {
                 group: text(&groups, i),
                 rdev: num(&rdevs, i, 0) as u16,
                 state: num(&states, i, 0) as u8,
+                caps: text(&caps, i),
             })
             .collect())
     }

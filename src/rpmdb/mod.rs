@@ -141,6 +141,8 @@ pub struct FileEntry {
     pub rdev: u16,
     /// `RPMFILE_STATE_*` (0 normal, 1 replaced, 2 not installed, 3 net shared, ...).
     pub state: u8,
+    /// File capabilities in libcap's text form (`cap_net_raw=ep`); empty when none.
+    pub caps: String,
 }
 
 /// What a package parsed for a listing has beyond it: nothing.
