@@ -117,13 +117,28 @@ pub fn owners<'a>(root: &Root, db: &'a Database, path: &str) -> Result<Owners<'a
         });
     }
     let clean = clean_path(path);
-    let (dir, base) = split(&clean);
+    let found = owning(root, db.packages.iter(), &clean);
+    if !found.is_empty() {
+        return Ok(Owners::Owned(found));
+    }
+    Ok(match stat_in_root(root, &clean, false) {
+        Ok(_) => Owners::NotOwned,
+        Err(e) => Owners::Missing(e),
+    })
+}
+
+/// The packages among `pkgs` that own the clean absolute path `clean`, in database order:
+/// those with a file of the same base name in a directory with the same fingerprint.
+pub(super) fn owning<'a>(
+    root: &Root,
+    pkgs: impl Iterator<Item = &'a Package>,
+    clean: &str,
+) -> Vec<&'a Package> {
+    let (dir, base) = split(clean);
     let want = fingerprint(root, dir);
     let mut cache: BTreeMap<&str, Fingerprint> = BTreeMap::new();
     let mut found: Vec<&Package> = Vec::new();
-    let mut by_instance: Vec<&Package> = db.packages.iter().collect();
-    by_instance.sort_by_key(|p| p.instance);
-    for p in by_instance {
+    for p in pkgs {
         let owns = p.more().entries.iter().any(|f| {
             let (fdir, fbase) = split(&f.path);
             if fbase != base {
@@ -139,13 +154,8 @@ pub fn owners<'a>(root: &Root, db: &'a Database, path: &str) -> Result<Owners<'a
             found.push(p);
         }
     }
-    if !found.is_empty() {
-        return Ok(Owners::Owned(found));
-    }
-    Ok(match stat_in_root(root, &clean, false) {
-        Ok(_) => Owners::NotOwned,
-        Err(e) => Owners::Missing(e),
-    })
+    found.sort_by_key(|p| p.instance);
+    found
 }
 
 /// `GET /<c>/rpms?file=PATH`: `{"path", "owners": [<the listing's package objects>]}`.

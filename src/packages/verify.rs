@@ -620,20 +620,31 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
     };
     pkgs.sort_by_key(|p| p.instance);
     let ids = Ids::read(root);
-    // How many packages own each path (rpm ignores mtime differences of shared files),
-    // counted once, by whichever thread first needs it.
-    let owners: OnceLock<BTreeMap<&str, usize>> = OnceLock::new();
+    // rpm ignores mtime differences of files that several packages own, found as `-qf`
+    // finds owners (same base name, same directory once symlinks are followed); only
+    // asked for files whose mtime differs. Candidates by base name are indexed once.
+    let by_base: OnceLock<BTreeMap<&str, Vec<&Package>>> = OnceLock::new();
     let shared = |path: &str| {
-        let counts = owners.get_or_init(|| {
-            let mut m = BTreeMap::new();
+        let index = by_base.get_or_init(|| {
+            let mut m: BTreeMap<&str, Vec<&Package>> = BTreeMap::new();
             for q in &db.packages {
                 for e in &q.more().entries {
-                    *m.entry(e.path.as_str()).or_insert(0) += 1;
+                    let base = e.path.rsplit('/').next().unwrap_or("");
+                    let list = m.entry(base).or_default();
+                    if list.last().is_none_or(|l| l.instance != q.instance) {
+                        list.push(q);
+                    }
                 }
             }
             m
         });
-        counts.get(path).copied().unwrap_or(0) > 1
+        let base = path.rsplit('/').next().unwrap_or("");
+        match index.get(base) {
+            Some(cands) if cands.len() > 1 => {
+                super::owners::owning(root, cands.iter().copied(), path).len() > 1
+            }
+            _ => false,
+        }
     };
     let files: usize = pkgs.iter().map(|p| p.more().entries.len()).sum();
     let threads = std::thread::available_parallelism()
