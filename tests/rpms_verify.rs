@@ -363,10 +363,53 @@ fn verify_and_owners_over_http() {
         "{v}"
     );
 
+    // A package whose file list does not hold together (DIRINDEXES past DIRNAMES): its own
+    // detail shows no files and says why, other packages' answers are unchanged, and its
+    // verification fails silently as rpm's does (nothing printed, exit 1).
+    let db = r.join("var/lib/rpm/rpmdb.sqlite");
+    let installed = sidecar::rpmdb::read_path(&r.join("var/lib/rpm")).unwrap();
+    let instance = |name: &str| {
+        installed
+            .packages
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .instance
+    };
+    run(Command::new("python3")
+        .arg(TOOL)
+        .arg("sqlite")
+        .arg(&db)
+        .arg(instance("vt-shared").to_string())
+        .arg("dirindex"));
+    run(Command::new("touch").args(["-d", "1 hour ago"]).arg(&db));
+    let broken = server.json(&format!("/{}/rpms/vt-shared", c.id));
+    assert_eq!(broken[0]["files"], serde_json::json!([]));
+    assert!(broken[0]["files_error"].is_string(), "{broken}");
+    let files = server.json(&format!("/{}/rpms/vt-files", c.id));
+    assert!(files[0]["files"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("/opt/vt/shared.txt")));
+    let v = server.json(&format!("/{}/rpms/vt-shared/verify", c.id));
+    assert!(v[0]["path"].is_null() && v[0]["error"].is_string(), "{v}");
+    let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", "vt-shared"]);
+    let out = Command::new(SIDECAR)
+        .args(["rpms", &c.id, "--verify", "vt-shared"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code()
+        ),
+        (want, Some(want_code))
+    );
+    assert_eq!(want_code, 1);
+
     // A damaged record: left out, counted in a header, listed in GET /<c>, logged.
     let listing = server.json(&format!("/{}/rpms", c.id));
     assert_eq!(listing.as_array().unwrap().len(), 4);
-    let db = r.join("var/lib/rpm/rpmdb.sqlite");
     let clean = sidecar::rpmdb::read_path(&r.join("var/lib/rpm"))
         .unwrap()
         .packages
