@@ -2,6 +2,7 @@
 //! people; `--json` prints exactly what the API answers. Errors of the sidecar itself are
 //! returned as one line and exit 125 (as `nsenter`'s and `podman exec`'s own errors do).
 
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -414,69 +415,142 @@ fn group_id(name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("--unix-group {name}: no such group in /etc/group"))
 }
 
-/// list a container's RPM packages (read natively, without rpm)
+/// list a container's RPM packages (read natively, without rpm), find which package owns a
+/// file (rpm -qf), or what changed since they were installed (rpm -V)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "rpms")]
 pub struct Rpms {
-    /// the container and optionally a package name; with --dbpath only the package name
+    /// the container and optionally a package name; with --dbpath or --root only the name
     #[argh(positional)]
     pub args: Vec<String>,
-    /// read this database directory on this machine instead of a container's
+    /// read this database directory on this machine instead of a container's (a root file
+    /// system is accepted too when its database is where rpm looks)
     #[argh(option)]
     pub dbpath: Option<String>,
+    /// a root file system on this machine: its database, and its files for --file and
+    /// --verify, as rpm --root sees them
+    #[argh(option)]
+    pub root: Option<String>,
+    /// print the packages that own this file, as rpm -qf (the path resolves inside the root)
+    #[argh(option)]
+    pub file: Option<String>,
+    /// print what changed against the database, as rpm -V --nodeps --noscripts (rpm -Va
+    /// without a NAME); exits 1 when something differs
+    #[argh(switch)]
+    pub verify: bool,
     /// print the API's JSON
     #[argh(switch)]
     pub json: bool,
 }
 
+const RPMS_USAGE: &str = "usage: sidecar rpms <container> [NAME] [--file PATH | --verify], \
+                          sidecar rpms --root DIR [NAME] [--file PATH | --verify] or \
+                          sidecar rpms --dbpath DIR [NAME]";
+
 pub fn rpms(a: Rpms) -> CliResult {
+    use crate::packages;
     use crate::rpmdb::Detail;
-    let detail = |name: Option<&String>| {
-        if name.is_some() {
-            Detail::Full
-        } else {
-            Detail::Summary
+    // Where the database is, and the root that files are looked up in (none for --dbpath).
+    let (source, name): (Source, Option<&String>) = match (&a.dbpath, &a.root, a.args.as_slice()) {
+        (Some(dir), None, [] | [_]) => (Source::DbPath(dir), a.args.first()),
+        (None, Some(dir), [] | [_]) => {
+            let root = crate::rootfs::Root::of_dir(std::path::Path::new(dir))
+                .map_err(|e| format!("--root {dir}: {e}"))?;
+            (Source::Root(root, dir.clone()), a.args.first())
         }
-    };
-    let (db, name) = match (&a.dbpath, a.args.as_slice()) {
-        (Some(dir), [] | [_]) => (
-            crate::packages::read_dbpath(std::path::Path::new(dir), detail(a.args.first())),
-            a.args.first(),
-        ),
-        (None, [c] | [c, _]) => {
+        (None, None, [c] | [c, _]) => {
             let (all, i) = find(c)?;
             let root = all[i]
                 .root()
                 .map_err(|e| format!("container {}: {e}", all[i].id))?;
-            (
-                crate::packages::read_container(&root, &all[i].id, detail(a.args.get(1))),
-                a.args.get(1),
-            )
+            (Source::Root(root, all[i].id.clone()), a.args.get(1))
         }
-        _ => {
-            return Err(
-                "usage: sidecar rpms <container> [NAME] or sidecar rpms --dbpath DIR [NAME]".into(),
-            )
-        }
+        _ => return Err(RPMS_USAGE.into()),
     };
-    let db = db.map_err(|e| e.to_string())?;
+    if (a.file.is_some() || a.verify) && matches!(source, Source::DbPath(_)) {
+        return Err(
+            "--file and --verify look at files inside a root: name a container or \
+                    --root DIR (--dbpath reads only a database)"
+                .into(),
+        );
+    }
+    if a.file.is_some() && (a.verify || name.is_some()) {
+        return Err(RPMS_USAGE.into());
+    }
+    let detail = match (&a.file, a.verify, name) {
+        (Some(_), _, _) | (None, true, _) => Detail::Files,
+        (None, false, Some(n)) => Detail::Named(n),
+        (None, false, None) => Detail::Summary,
+    };
+    let db = match &source {
+        Source::DbPath(dir) => packages::read_dbpath(std::path::Path::new(dir), detail),
+        Source::Root(root, label) => packages::read_container(root, label, detail),
+    }
+    .map_err(|e| e.to_string())?;
+    // rpm warns about each damaged header it skips, and lists the rest.
+    for w in db.warnings() {
+        eprintln!("{w}");
+    }
+    if let (Some(path), Source::Root(root, _)) = (&a.file, &source) {
+        let owned = packages::owners(root, &db, path).map_err(|e| e.to_string())?;
+        if a.json {
+            print_json(&packages::owners_json(path, &owned));
+            return Ok(0);
+        }
+        return Ok(match owned {
+            packages::Owners::Owned(list) => {
+                for p in list {
+                    println!("{}", packages::nevra(p));
+                }
+                0
+            }
+            packages::Owners::NotOwned => {
+                println!("file {path} is not owned by any package");
+                1
+            }
+            packages::Owners::Missing(e) => {
+                eprintln!("error: file {path}: {}", packages::strerror(&e));
+                1
+            }
+        });
+    }
+    if let (true, Source::Root(root, _)) = (a.verify, &source) {
+        let found =
+            packages::verify(root, &db, name.map(String::as_str)).map_err(|e| e.to_string())?;
+        if a.json {
+            print_json(&packages::verify_json(&found));
+        } else {
+            let mut out = std::io::stdout().lock();
+            for f in &found {
+                if let Some(line) = f.line() {
+                    let _ = writeln!(out, "{line}");
+                } else if let (None, Some(e)) = (&f.path, &f.error) {
+                    // rpm says nothing here (and exits 1): we say why.
+                    eprintln!("warning: {}: {e}", f.package);
+                }
+            }
+        }
+        return Ok(i32::from(packages::differs(&found)));
+    }
     match name {
         None if a.json => {
             let mut out = std::io::stdout().lock();
-            let _ = crate::packages::write_summaries_json_pretty(&db.packages, &mut out)
-                .and_then(|()| std::io::Write::write_all(&mut out, b"\n"));
+            let _ = packages::write_summaries_json_pretty(&db.packages, &mut out)
+                .and_then(|()| out.write_all(b"\n"));
         }
         None => {
-            let lines: Vec<String> = db
-                .packages
-                .iter()
-                .map(|p| printable(&crate::packages::nevra(p)).into_owned())
-                .collect();
-            println!("{}", lines.join("\n"));
+            // rpm -qa's lines, %{nvr}%{archsuffix}, written out in one go (control
+            // characters escaped: a name is the container's to choose).
+            let mut text = String::with_capacity(db.packages.len() * 40);
+            for p in &db.packages {
+                text.push_str(&printable(&packages::nevra(p)));
+                text.push('\n');
+            }
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         Some(n) => {
-            let found = crate::packages::by_name(&db, n).map_err(|e| e.to_string())?;
-            let list: Vec<_> = found.into_iter().map(crate::packages::detail).collect();
+            let found = packages::by_name(&db, n).map_err(|e| e.to_string())?;
+            let list: Vec<_> = found.into_iter().map(packages::detail).collect();
             if a.json {
                 print_json(&list);
             } else {
@@ -487,6 +561,13 @@ pub fn rpms(a: Rpms) -> CliResult {
         }
     }
     Ok(0)
+}
+
+/// Where `sidecar rpms` reads: a database directory alone, or a root (a container's, or
+/// `--root DIR`) with its name for messages.
+enum Source<'a> {
+    DbPath(&'a String),
+    Root(crate::rootfs::Root, String),
 }
 
 /// `rpm -qi`-style text for one package.

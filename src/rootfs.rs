@@ -41,6 +41,17 @@ impl Root {
         Ok(Root { fd })
     }
 
+    /// Opens directory `dir` of this machine as a root (`sidecar rpms --root DIR`): paths
+    /// are then resolved inside it exactly as inside a container's root.
+    pub fn of_dir(dir: &std::path::Path) -> io::Result<Root> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Root { fd })
+    }
+
     /// Opens the regular file `path` (taken relative to the container's `/`) for reading.
     ///
     /// # Errors

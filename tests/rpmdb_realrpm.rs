@@ -158,8 +158,8 @@ fn our_lines(pkgs: &[Package]) -> Vec<String> {
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 p.name,
                 p.epoch.unwrap_or(0),
-                p.version,
-                p.release,
+                opt(p.version.clone()),
+                opt(p.release.clone()),
                 opt(p.arch.clone()),
                 opt(p.installtime.map(|x| x.to_string())),
                 opt(p.size.map(|x| x.to_string())),
@@ -196,7 +196,8 @@ fn three_hundred_packages_match_rpm() {
     install(&db, rpms);
     let want = rpm_lines(&db);
     let before = listing(&db);
-    let (format, pkgs) = read_path(&db).unwrap();
+    let l = read_path(&db).unwrap();
+    let (format, pkgs) = (l.format, l.packages);
     assert_eq!(listing(&db), before, "reading changed the db directory");
     assert_eq!(format, Format::Sqlite);
     assert_eq!(pkgs.len(), SUBPACKAGES + 1);
@@ -266,7 +267,7 @@ fn packages_only_in_the_wal_are_seen() {
     // Without the WAL the main file alone has only the first half.
     let main_only = scratch("wal-main-only");
     fs::copy(copy.join("rpmdb.sqlite"), main_only.join("rpmdb.sqlite")).unwrap();
-    let (_, old) = read_path(&main_only).unwrap();
+    let old = read_path(&main_only).unwrap().packages;
     assert_eq!(
         old.len(),
         first.len(),
@@ -274,7 +275,7 @@ fn packages_only_in_the_wal_are_seen() {
     );
 
     let before = listing(&copy);
-    let (_, pkgs) = read_path(&copy).unwrap();
+    let pkgs = read_path(&copy).unwrap().packages;
     assert_eq!(listing(&copy), before, "reading changed the db directory");
     assert_eq!(pkgs.len(), rpms.len());
 

@@ -186,8 +186,8 @@ fn summary_parsing_agrees_with_full_parsing() {
         if !dir.is_dir() {
             continue;
         }
-        let (_, full) = read_path(&dir).unwrap();
-        let (_, summary) = read_path_with(&dir, Detail::Summary).unwrap();
+        let full = read_path(&dir).unwrap().packages;
+        let summary = read_path_with(&dir, Detail::Summary).unwrap().packages;
         assert_eq!(full.len(), summary.len(), "{}", dir.display());
         for (f, s) in full.iter().zip(&summary) {
             let shown = |p: &sidecar::rpmdb::Package| {

@@ -7,4 +7,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = sidecar::rpmdb::header::parse(data, 1);
     // The listing's path validates only the entries it reads: it must be as safe.
     let _ = sidecar::rpmdb::header::parse_summary(data, 1);
+    let _ = sidecar::rpmdb::header::parse_files(data, 1);
 });

@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = ndb::for_each_blob(&src, &mut |instance, blob| {
         let _ = header::parse(blob, instance);
         let _ = header::parse_summary(blob, instance);
+        let _ = header::parse_files(blob, instance);
         Ok(())
     });
 });

@@ -48,8 +48,11 @@ impl From<LookupError> for ApiError {
 impl From<packages::Error> for ApiError {
     fn from(e: packages::Error) -> ApiError {
         let (status, code) = match &e {
-            packages::Error::NoDatabase { .. } => (404, "no_rpm_database"),
+            packages::Error::NoDatabase { .. } | packages::Error::BadDbPath { .. } => {
+                (404, "no_rpm_database")
+            }
             packages::Error::NotInstalled { .. } => (404, "package_not_found"),
+            packages::Error::BadPath { .. } => (400, "bad_path"),
             packages::Error::Busy(_) => (503, "database_busy"),
             packages::Error::Db { .. } => (422, "database_unreadable"),
             packages::Error::Io(_) => (500, "io_error"),
@@ -202,8 +205,11 @@ impl App {
                 only(method, "GET")?;
                 let mut v = serde_json::to_value(c).unwrap_or_default();
                 let mut resources = vec!["process", "exec", "files", "sockets"];
-                if root(c).is_ok_and(|r| packages::has_database(&r)) {
-                    resources.push("rpms");
+                if let Ok(r) = root(c) {
+                    if packages::has_database(&r) {
+                        resources.push("rpms");
+                        v["rpm_database"] = packages::database_summary(&r, &c.id);
+                    }
                 }
                 v["resources"] = json!(resources);
                 Ok(Response::json(200, &v))
@@ -238,21 +244,45 @@ impl App {
             ["rpms"] if method == "PUT" => self.transaction(req, c, None),
             ["rpms"] => {
                 only(method, "GET")?;
-                let db = packages::read_container(&root(c)?, &c.id, Detail::Summary)?;
+                let root = root(c)?;
+                if let Some(path) = req.query("file") {
+                    // rpm -qf: the owners among the listing's packages.
+                    let db = packages::read_container(&root, &c.id, Detail::Files)?;
+                    let owned = packages::owners(&root, &db, path)?;
+                    let v = packages::owners_json(path, &owned);
+                    return Ok(with_skipped(Response::json(200, &v), &db, c));
+                }
+                let db = packages::read_container(&root, &c.id, Detail::Summary)?;
                 let list: Vec<_> = db.packages.iter().map(packages::summary).collect();
-                Ok(Response::json(200, &list))
+                Ok(with_skipped(Response::json(200, &list), &db, c))
+            }
+            ["verify"] | ["rpms", _, "verify"] => {
+                only(method, "GET")?;
+                let name = match rest {
+                    ["rpms", name, "verify"] => Some(*name),
+                    _ => None,
+                };
+                let root = root(c)?;
+                let db = packages::read_container(&root, &c.id, Detail::Files)?;
+                let found = packages::verify(&root, &db, name)?;
+                let v = packages::verify_json(&found);
+                Ok(with_skipped(Response::json(200, &v), &db, c))
             }
             ["rpms", name] if method == "DELETE" => self.transaction(req, c, Some(name)),
             ["rpms", name] => {
                 if method != "GET" && method != "HEAD" {
                     return Err(method_not_allowed("GET, DELETE"));
                 }
-                let db = packages::read_container(&root(c)?, &c.id, Detail::Full)?;
+                let db = packages::read_container(&root(c)?, &c.id, Detail::Named(name))?;
                 let list: Vec<Value> = packages::by_name(&db, name)?
                     .into_iter()
                     .map(packages::detail)
                     .collect();
-                Ok(Response::json(200, &Value::Array(list)))
+                Ok(with_skipped(
+                    Response::json(200, &Value::Array(list)),
+                    &db,
+                    c,
+                ))
             }
             ["exec"] => {
                 only(method, "POST")?;
@@ -454,6 +484,26 @@ impl From<packages::upload::UploadError> for ApiError {
             }
         }
     }
+}
+
+/// A package answer read from a database with damaged records: their count in a response
+/// header (and so in the audit line), each one logged with its record number and why.
+fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Response {
+    if db.skipped.is_empty() {
+        return r;
+    }
+    r.headers.push((
+        packages::SKIPPED_HEADER.into(),
+        db.skipped.len().to_string(),
+    ));
+    for s in &db.skipped {
+        eprintln!(
+            "{}",
+            json!({"event": "rpmdb_record_skipped", "container": c.id, "dir": db.dir,
+                   "instance": s.instance, "why": s.what})
+        );
+    }
+    r
 }
 
 fn not_found(path: &str) -> ApiError {

@@ -1,11 +1,20 @@
 //! A container's packages, read natively: find its RPM database inside its root, read it with
-//! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`). Transactions (install,
-//! update, erase) through the container's own rpm are in `transaction.rs`; uploaded
-//! packages are received and checked in `upload.rs`.
+//! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`); which package owns a
+//! file (`owners`, as `rpm -qf`) and what changed since the packages were installed
+//! (`verify`, as `rpm -V`). Transactions (install, update, erase) through the container's
+//! own rpm are in `transaction.rs`, uploaded packages are received and checked in
+//! `upload.rs`, and the native path's checks are in `native/`.
 //!
 //! Invariant: the database is located and opened only through the container's root
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
 //! the container and nothing outside it is ever read; and nothing here writes beside it.
+
+mod caps;
+mod owners;
+mod verify;
+
+pub use owners::{clean_path, owners, owners_json, Owners};
+pub use verify::{differs, strerror, verify, verify_json, Finding};
 
 use std::fmt;
 use std::io;
@@ -17,7 +26,7 @@ use serde_json::{json, Map, Value};
 
 use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
-use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Package};
+use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Listing, Package, Skipped};
 
 pub mod native;
 pub mod transaction;
@@ -35,6 +44,12 @@ pub enum Error {
     NoDatabase {
         container: String,
     },
+    /// `--dbpath DIR`/`--root DIR` on this machine: DIR is not what was expected (missing,
+    /// a file, a directory without a database); `what` says which, and what was expected.
+    BadDbPath {
+        dir: String,
+        what: String,
+    },
     /// The database kept changing while we read it.
     Busy(DbError),
     /// Unreadable or corrupt.
@@ -44,6 +59,11 @@ pub enum Error {
     },
     NotInstalled {
         name: String,
+    },
+    /// A path given to look up (`-qf`) that cannot be one.
+    BadPath {
+        path: String,
+        what: &'static str,
     },
     Io(io::Error),
 }
@@ -56,6 +76,7 @@ impl fmt::Display for Error {
                 "container {container} has no RPM database (looked in {})",
                 DB_DIRS.join(", ")
             ),
+            Error::BadDbPath { dir, what } => write!(f, "{dir}: {what}"),
             Error::Busy(e) => write!(
                 f,
                 "the RPM database is being written ({e}); retry in a moment"
@@ -64,35 +85,64 @@ impl fmt::Display for Error {
                 write!(f, "cannot read the RPM database in {dir}: {source}")
             }
             Error::NotInstalled { name } => write!(f, "package {name} is not installed"),
+            Error::BadPath { path, what } => write!(f, "{path}: {what}"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// A database that was read: where, in which format, what it holds (sorted by name).
+/// A database that was read: where, in which format, what it holds (sorted by name), and
+/// the records skipped as damaged (as rpm skips them, warning about each).
 pub struct Database {
     pub dir: String,
     pub format: Format,
     pub packages: Vec<Package>,
+    pub skipped: Vec<Skipped>,
 }
+
+impl Database {
+    /// One line per skipped record, as a warning for people (stderr, logs).
+    pub fn warnings(&self) -> Vec<String> {
+        self.skipped
+            .iter()
+            .map(|s| {
+                format!(
+                    "warning: {}: damaged header #{} skipped ({})",
+                    self.dir, s.instance, s.what
+                )
+            })
+            .collect()
+    }
+}
+
+/// The response header that counts the records skipped as damaged (only when there are).
+pub const SKIPPED_HEADER: &str = "X-Sidecar-Skipped-Records";
 
 fn with_retries(
     dir: &str,
-    read: impl Fn() -> Result<(Format, Vec<Package>), DbError>,
+    read: impl Fn() -> Result<Listing, DbError>,
 ) -> Result<Option<Database>, Error> {
     let mut last = None;
+    // The mtimes of the file each time it read as unsettled (unreadable and new).
+    let mut unsettled = Vec::new();
     for attempt in 0..RETRIES {
         match read() {
-            Ok((format, mut packages)) => {
-                packages.sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+            Ok(mut listing) => {
+                listing
+                    .packages
+                    .sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
                 return Ok(Some(Database {
                     dir: dir.to_string(),
-                    format,
-                    packages,
+                    format: listing.format,
+                    packages: listing.packages,
+                    skipped: listing.skipped,
                 }));
             }
             Err(DbError::NoDatabase) => return Ok(None),
             Err(e) if e.is_retryable() => {
+                if let DbError::Unsettled { mtime, .. } = &e {
+                    unsettled.push(*mtime);
+                }
                 last = Some(e);
                 std::thread::sleep(Duration::from_millis(50 << attempt));
             }
@@ -104,19 +154,42 @@ fn with_retries(
             }
         }
     }
-    Err(Error::Busy(last.expect("a retryable error was seen")))
+    match last.expect("a retryable error was seen") {
+        // Unreadable through every retry, and its mtime never moved since it was first
+        // seen so: nothing is writing it, it is damaged. Advising a retry could not help.
+        e @ DbError::Unsettled { .. }
+            if unsettled.len() >= 2 && unsettled.iter().all(|m| *m == unsettled[0]) =>
+        {
+            Err(Error::Db {
+                dir: dir.to_string(),
+                source: e.settled(),
+            })
+        }
+        e => Err(Error::Busy(e)),
+    }
 }
 
 /// Reads the container's database, the first of `DB_DIRS` that holds one.
 pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Database, Error> {
+    read_root(root, detail).map_err(|e| match e {
+        Error::NoDatabase { .. } => Error::NoDatabase {
+            container: container.to_string(),
+        },
+        e => e,
+    })
+}
+
+/// Reads the database of a root file system (a container's, or `--root DIR`'s), the first
+/// of `DB_DIRS` that holds one.
+pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
-        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
+        let opener = |name: &str| open_regular(root, &format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
     }
     Err(Error::NoDatabase {
-        container: container.to_string(),
+        container: String::new(),
     })
 }
 
@@ -133,19 +206,88 @@ pub fn read_only_fs(root: &Root, dir: &str) -> bool {
 
 /// Whether the container has a database (for `GET /<c>`'s resources), without reading it.
 pub fn has_database(root: &Root) -> bool {
-    DB_DIRS.iter().any(|dir| {
-        ["rpmdb.sqlite", "Packages.db", "Packages"]
-            .iter()
-            .any(|f| root.open(&format!("{dir}/{f}")).is_ok())
+    DB_DIRS.iter().any(|dir| has_database_in(root, dir))
+}
+
+fn has_database_in(root: &Root, dir: &str) -> bool {
+    ["rpmdb.sqlite", "Packages.db", "Packages"]
+        .iter()
+        .any(|f| verify::look_at(root, &format!("{dir}/{f}")).is_ok_and(|st| is_regular(&st)))
+}
+
+fn is_regular(st: &rustix::fs::Stat) -> bool {
+    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
+/// Opens a file of the container's database for reading: looked at first (`O_PATH`,
+/// `fstat`) and opened only when it is a regular file (`Root::open`). A FIFO or a device
+/// planted where the database belongs is refused, never opened, and named for what it is.
+fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
+    root.open(path)
+}
+
+/// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should
+/// hold `rpmdb.sqlite`, `Packages.db` or `Packages`; a root file system is accepted too when
+/// exactly one of its usual database directories holds a database (as `rpm --root` finds
+/// it), and anything else is named for what it is.
+pub fn read_dbpath(dir: &Path, detail: Detail) -> Result<Database, Error> {
+    let shown = dir.display().to_string();
+    let bad = |what: String| Error::BadDbPath {
+        dir: shown.clone(),
+        what,
+    };
+    const EXPECTED: &str = "expected a directory holding rpmdb.sqlite, Packages.db or Packages \
+                            (or a root file system with one in /usr/lib/sysimage/rpm, \
+                            /var/lib/rpm or /usr/share/rpm)";
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(bad(format!("no such directory; {EXPECTED}")))
+        }
+        Err(e) => return Err(bad(format!("{e}"))),
+        Ok(m) if !m.is_dir() => {
+            return Err(bad(format!(
+                "is a file, not a directory; {EXPECTED} (for a database file, give the \
+                 directory it is in)"
+            )))
+        }
+        Ok(_) => {}
+    }
+    if let Some(db) = with_retries(&shown, || rpmdb::read_path_with(dir, detail))? {
+        return Ok(db);
+    }
+    // A root file system: its database, found inside it as a container's is (the first of
+    // DB_DIRS that holds one, symlinks resolved inside DIR).
+    let root = Root::of_dir(dir).map_err(|e| bad(e.to_string()))?;
+    read_root(&root, detail).map_err(|e| match e {
+        Error::NoDatabase { .. } => bad(format!("holds no RPM database; {EXPECTED}")),
+        e => e,
     })
 }
 
-/// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`).
-pub fn read_dbpath(dir: &Path, detail: Detail) -> Result<Database, Error> {
-    let shown = dir.display().to_string();
-    with_retries(&shown, || rpmdb::read_path_with(dir, detail))?.ok_or(Error::NoDatabase {
-        container: shown.clone(),
-    })
+/// What `GET /<c>` says of the container's database: where, which format, how many
+/// packages, and the records skipped as damaged (record number and why); or why it cannot
+/// be read.
+pub fn database_summary(root: &Root, container: &str) -> Value {
+    match read_container(root, container, Detail::Summary) {
+        Ok(db) => json!({
+            "dir": db.dir,
+            "format": format_name(db.format),
+            "packages": db.packages.len(),
+            "skipped_records": db.skipped.iter()
+                .map(|s| json!({"instance": s.instance, "why": s.what}))
+                .collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+/// The format's name as the API writes it.
+pub fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Sqlite => "sqlite",
+        Format::Ndb => "ndb",
+        Format::BerkeleyDb => "bdb",
+    }
 }
 
 fn time(t: Option<u32>) -> Value {
@@ -167,10 +309,10 @@ pub struct Summary<'a> {
     gpg_pubkey: bool,
     installdate: Option<Date>,
     name: &'a str,
-    release: &'a str,
+    release: Option<&'a str>,
     size: Option<u64>,
     summary: Option<&'a str>,
-    version: &'a str,
+    version: Option<&'a str>,
 }
 
 /// A time stamp serialized the way `format_utc` writes it, without allocating.
@@ -193,10 +335,10 @@ pub fn summary(p: &Package) -> Summary<'_> {
         gpg_pubkey: p.gpg_pubkey,
         installdate: p.installtime.map(Date),
         name: &p.name,
-        release: &p.release,
+        release: p.release.as_deref(),
         size: p.size,
         summary: p.summary.as_deref(),
-        version: &p.version,
+        version: p.version.as_deref(),
     }
 }
 
@@ -262,7 +404,7 @@ pub fn write_summaries_json_pretty(
         out.extend_from_slice(b",\n    \"name\": ");
         json_str(&mut out, &p.name);
         out.extend_from_slice(b",\n    \"release\": ");
-        json_str(&mut out, &p.release);
+        json_opt_str(&mut out, p.release.as_deref());
         out.extend_from_slice(b",\n    \"size\": ");
         match p.size {
             Some(n) => json_u64(&mut out, n),
@@ -271,7 +413,7 @@ pub fn write_summaries_json_pretty(
         out.extend_from_slice(b",\n    \"summary\": ");
         json_opt_str(&mut out, p.summary.as_deref());
         out.extend_from_slice(b",\n    \"version\": ");
-        json_str(&mut out, &p.version);
+        json_opt_str(&mut out, p.version.as_deref());
         out.extend_from_slice(b"\n  }");
         if out.len() >= JSON_CHUNK {
             w.write_all(&out)?;
@@ -347,16 +489,32 @@ pub fn detail(p: &Package) -> Value {
     ] {
         m.insert(k.into(), v);
     }
+    // Only on a package whose file list could not be decoded (it then shows no files).
+    if let Some(e) = &more.files_error {
+        m.insert("files_error".into(), json!(e));
+    }
     Value::Object(m)
 }
 
-/// `name-[epoch:]version-release.arch`, as `rpm -qa` prints it.
+/// What `rpm -qa` prints for a package (`%{nvr}%{archsuffix}`): `name-version-release.arch`,
+/// never an epoch; a missing VERSION or RELEASE is left out with its dash (rpm's
+/// `getNEVRA`), a missing ARCH with its dot (gpg-pubkey).
 pub fn nevra(p: &Package) -> String {
-    let epoch = p.epoch.map(|e| format!("{e}:")).unwrap_or_default();
-    match &p.arch {
-        Some(a) => format!("{}-{epoch}{}-{}.{a}", p.name, p.version, p.release),
-        None => format!("{}-{epoch}{}-{}", p.name, p.version, p.release),
+    let mut s = String::with_capacity(p.name.len() + 32);
+    s.push_str(&p.name);
+    s.push('-');
+    if let Some(v) = &p.version {
+        s.push_str(v);
+        s.push('-');
     }
+    if let Some(r) = &p.release {
+        s.push_str(r);
+    }
+    if let Some(a) = &p.arch {
+        s.push('.');
+        s.push_str(a);
+    }
+    s
 }
 
 /// The installed packages called `name` (several for multilib or kernels).
@@ -378,8 +536,8 @@ mod tests {
     fn fast_listing_json_is_serde_json_pretty() {
         let p = |name: &str| Package {
             name: name.into(),
-            version: "1.0".into(),
-            release: "1.el9".into(),
+            version: Some("1.0".into()),
+            release: Some("1.el9".into()),
             arch: Some("x86_64".into()),
             installtime: Some(1_700_000_000),
             size: Some(12345),

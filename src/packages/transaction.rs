@@ -90,16 +90,37 @@ pub fn format_nevra(
     s
 }
 
+/// A package's VERSION and RELEASE (empty when its header has none, which rpm accepts).
+pub fn version_of(p: &Package) -> &str {
+    p.version.as_deref().unwrap_or("")
+}
+
+pub fn release_of(p: &Package) -> &str {
+    p.release.as_deref().unwrap_or("")
+}
+
 /// An installed package's NEVRA.
 pub fn nevra(p: &Package) -> String {
-    format_nevra(&p.name, p.epoch, &p.version, &p.release, p.arch.as_deref())
+    format_nevra(
+        &p.name,
+        p.epoch,
+        version_of(p),
+        release_of(p),
+        p.arch.as_deref(),
+    )
 }
 
 /// What names `nevra` the way rpm's messages and arguments may: with and without the epoch.
 fn names_of(p: &Package) -> [String; 2] {
     [
         nevra(p),
-        format_nevra(&p.name, None, &p.version, &p.release, p.arch.as_deref()),
+        format_nevra(
+            &p.name,
+            None,
+            version_of(p),
+            release_of(p),
+            p.arch.as_deref(),
+        ),
     ]
 }
 
@@ -268,8 +289,8 @@ pub fn choose<'a>(db: &'a Database, spec: &str) -> Target<'a> {
     }
     let by_nevra: Vec<&Package> = real()
         .filter(|p| {
-            let nvr = format_nevra(&p.name, None, &p.version, &p.release, None);
-            let envr = format_nevra(&p.name, p.epoch, &p.version, &p.release, None);
+            let nvr = format_nevra(&p.name, None, version_of(p), release_of(p), None);
+            let envr = format_nevra(&p.name, p.epoch, version_of(p), release_of(p), None);
             names_of(p).iter().any(|n| n == spec) || nvr == spec || envr == spec
         })
         .collect();
@@ -456,8 +477,8 @@ impl<E> Context<'_, E> {
         let arg = format_nevra(
             &pkg.name,
             None,
-            &pkg.version,
-            &pkg.release,
+            version_of(pkg),
+            release_of(pkg),
             pkg.arch.as_deref(),
         );
         self.usable_rpm(&arg)?;

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use crate::rpmdb::{Dependency, More, Package};
+use crate::rpmdb::{Dependency, FileEntry, More, Package};
 
 /// rpm's `HEADER_TAGS_MAX`: at most 65535 index entries.
 const MAX_TAGS: u32 = 0xffff;
@@ -73,6 +73,20 @@ pub const TAG_DIRINDEXES: u32 = 1116;
 pub const TAG_BASENAMES: u32 = 1117;
 pub const TAG_DIRNAMES: u32 = 1118;
 pub const TAG_LONGSIZE: u32 = 5009;
+pub const TAG_FILESIZES: u32 = 1028;
+pub const TAG_FILESTATES: u32 = 1029;
+pub const TAG_FILEMODES: u32 = 1030;
+pub const TAG_FILERDEVS: u32 = 1033;
+pub const TAG_FILEMTIMES: u32 = 1034;
+pub const TAG_FILEDIGESTS: u32 = 1035;
+pub const TAG_FILELINKTOS: u32 = 1036;
+pub const TAG_FILEFLAGS: u32 = 1037;
+pub const TAG_FILEUSERNAME: u32 = 1039;
+pub const TAG_FILEGROUPNAME: u32 = 1040;
+pub const TAG_FILEVERIFYFLAGS: u32 = 1045;
+pub const TAG_LONGFILESIZES: u32 = 5008;
+pub const TAG_FILECAPS: u32 = 5010;
+pub const TAG_FILEDIGESTALGO: u32 = 5011;
 
 /// Why a header blob was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +105,9 @@ pub enum HeaderError {
     Region(&'static str),
     /// The file list tags do not fit together.
     Files(&'static str),
-    /// A required tag (NAME, VERSION, RELEASE) is missing.
+    /// NAME is missing (or not a string): rpm's database iterator skips such a header as
+    /// damaged. Every other tag is optional to rpm (`rpm -qa` prints a package without
+    /// VERSION as `name-release.arch`), and so to us.
     Missing(u32),
 }
 
@@ -328,7 +344,7 @@ impl<'a> Header<'a> {
         let dirnames = self.strings(TAG_DIRNAMES);
         let dirindexes = self.u32s(TAG_DIRINDEXES);
         if dirindexes.len() != basenames.len() {
-            return Err(HeaderError::Region(
+            return Err(HeaderError::Files(
                 "BASENAMES and DIRINDEXES differ in length",
             ));
         }
@@ -340,6 +356,89 @@ impl<'a> Header<'a> {
                 None => Err(HeaderError::Files("DIRINDEXES entry out of range")),
             })
             .collect()
+    }
+}
+
+impl Header<'_> {
+    /// The integers of an integer entry, whatever its width; `None` when the tag is absent,
+    /// empty when it has another type (which then fails the count check of the caller).
+    fn numbers(&self, tag: u32) -> Option<Vec<u64>> {
+        let e = self.get(tag)?;
+        let size = match e.ty {
+            TYPE_CHAR | TYPE_INT8 => 1,
+            TYPE_INT16 => 2,
+            TYPE_INT32 => 4,
+            TYPE_INT64 => 8,
+            _ => return Some(Vec::new()),
+        };
+        Some(
+            e.data
+                .chunks_exact(size)
+                .map(|c| c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+                .collect(),
+        )
+    }
+
+    /// The strings of a STRING_ARRAY entry; `None` when the tag is absent.
+    fn string_column(&self, tag: u32) -> Option<Vec<String>> {
+        self.get(tag)?;
+        Some(self.strings(tag))
+    }
+
+    /// The file list with what rpm recorded about each file, as `rpmfilesNew` reads it:
+    /// a per-file array whose length is not the number of files makes the whole list
+    /// unusable (rpm: "Wrong number of entries for tag …", and the package has no files).
+    fn file_entries(&self) -> Result<Vec<FileEntry>, HeaderError> {
+        let paths = self.files()?;
+        let n = paths.len();
+        fn fit<T>(v: Option<Vec<T>>, n: usize) -> Result<Option<Vec<T>>, HeaderError> {
+            match v {
+                Some(v) if v.len() != n => Err(HeaderError::Files(
+                    "a per-file array has the wrong number of entries",
+                )),
+                v => Ok(v),
+            }
+        }
+        let sizes = match fit(self.numbers(TAG_LONGFILESIZES), n)? {
+            Some(v) => Some(v),
+            None => fit(self.numbers(TAG_FILESIZES), n)?,
+        };
+        let modes = fit(self.numbers(TAG_FILEMODES), n)?;
+        let rdevs = fit(self.numbers(TAG_FILERDEVS), n)?;
+        let mtimes = fit(self.numbers(TAG_FILEMTIMES), n)?;
+        let flags = fit(self.numbers(TAG_FILEFLAGS), n)?;
+        let verify = fit(self.numbers(TAG_FILEVERIFYFLAGS), n)?;
+        let states = fit(self.numbers(TAG_FILESTATES), n)?;
+        let digests = fit(self.string_column(TAG_FILEDIGESTS), n)?;
+        let links = fit(self.string_column(TAG_FILELINKTOS), n)?;
+        let users = fit(self.string_column(TAG_FILEUSERNAME), n)?;
+        let groups = fit(self.string_column(TAG_FILEGROUPNAME), n)?;
+        let caps = fit(self.string_column(TAG_FILECAPS), n)?;
+        let num =
+            |v: &Option<Vec<u64>>, i: usize, default: u64| v.as_ref().map_or(default, |v| v[i]);
+        let text = |v: &Option<Vec<String>>, i: usize| {
+            v.as_ref().map(|v| v[i].clone()).unwrap_or_default()
+        };
+        Ok(paths
+            .into_iter()
+            .enumerate()
+            .map(|(i, path)| FileEntry {
+                path,
+                mode: num(&modes, i, 0) as u16,
+                size: num(&sizes, i, 0),
+                mtime: num(&mtimes, i, 0) as u32,
+                digest: text(&digests, i),
+                linkto: text(&links, i),
+                flags: num(&flags, i, 0) as u32,
+                // rpm verifies everything when the header does not say.
+                verify: num(&verify, i, u64::from(u32::MAX)) as u32,
+                user: text(&users, i),
+                group: text(&groups, i),
+                rdev: num(&rdevs, i, 0) as u16,
+                state: num(&states, i, 0) as u8,
+                caps: text(&caps, i),
+            })
+            .collect())
     }
 }
 
@@ -501,8 +600,7 @@ fn index_with<'a>(
 /// Parses an installed header blob into a [`Package`] with the given db record number.
 pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
-    let get = |tag| h.get(tag).copied();
-    let more = More {
+    let mut more = More {
         license: h.string(TAG_LICENSE),
         vendor: h.string(TAG_VENDOR),
         buildtime: h.u32(TAG_BUILDTIME),
@@ -514,24 +612,42 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
         provides: h.deps(TAG_PROVIDENAME, TAG_PROVIDEFLAGS, TAG_PROVIDEVERSION),
         conflicts: h.deps(TAG_CONFLICTNAME, TAG_CONFLICTFLAGS, TAG_CONFLICTVERSION),
         obsoletes: h.deps(TAG_OBSOLETENAME, TAG_OBSOLETEFLAGS, TAG_OBSOLETEVERSION),
-        files: h.files()?,
+        ..More::default()
     };
+    // A file list that does not hold together is this package's problem only: rpm lists
+    // it as having no files (`rpm -ql`: "(contains no files)").
+    match h.files() {
+        Ok(files) => more.files = files,
+        Err(e) => more.files_error = Some(e.to_string()),
+    }
     let mut p = Package {
         more: Some(Box::new(more)),
         ..Package::default()
     };
-    let shown = Shown {
-        name: get(TAG_NAME),
-        version: get(TAG_VERSION),
-        release: get(TAG_RELEASE),
-        epoch: get(TAG_EPOCH),
-        arch: get(TAG_ARCH),
-        installtime: get(TAG_INSTALLTIME),
-        size: get(TAG_SIZE),
-        longsize: get(TAG_LONGSIZE),
-        summary: get(TAG_SUMMARY),
+    Shown::of(&h).fill(&mut p, instance)?;
+    Ok(p)
+}
+
+/// What `rpm -qf` and `rpm -V` need of a header: the listing's fields, and every file with
+/// what rpm recorded about it (mode, size, digest, owner, ...). The whole blob is validated
+/// as rpm does; a file list that does not hold together leaves `entries` empty and says why
+/// in `files_error`, as `rpm -V` then verifies nothing of that package.
+pub fn parse_files(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
+    let h = index(blob)?;
+    let mut more = More {
+        // rpm's default when the header names no algorithm: MD5.
+        digest_algo: h.u32(TAG_FILEDIGESTALGO).unwrap_or(1),
+        ..More::default()
     };
-    shown.fill(&mut p, instance)?;
+    match h.file_entries() {
+        Ok(entries) => more.entries = entries,
+        Err(e) => more.files_error = Some(e.to_string()),
+    }
+    let mut p = Package {
+        more: Some(Box::new(more)),
+        ..Package::default()
+    };
+    Shown::of(&h).fill(&mut p, instance)?;
     Ok(p)
 }
 
@@ -585,13 +701,28 @@ struct Shown<'a> {
     summary: Option<Entry<'a>>,
 }
 
-impl Shown<'_> {
+impl<'a> Shown<'a> {
+    /// The listing's entries of a fully indexed header.
+    fn of(h: &Header<'a>) -> Shown<'a> {
+        let get = |tag| h.get(tag).copied();
+        Shown {
+            name: get(TAG_NAME),
+            version: get(TAG_VERSION),
+            release: get(TAG_RELEASE),
+            epoch: get(TAG_EPOCH),
+            arch: get(TAG_ARCH),
+            installtime: get(TAG_INSTALLTIME),
+            size: get(TAG_SIZE),
+            longsize: get(TAG_LONGSIZE),
+            summary: get(TAG_SUMMARY),
+        }
+    }
+
     fn fill(&self, p: &mut Package, instance: u32) -> Result<(), HeaderError> {
         let string = |e: &Option<Entry<'_>>| e.as_ref().and_then(entry_string);
-        let required = |e: &Option<Entry<'_>>, tag| string(e).ok_or(HeaderError::Missing(tag));
-        p.name = required(&self.name, TAG_NAME)?;
-        p.version = required(&self.version, TAG_VERSION)?;
-        p.release = required(&self.release, TAG_RELEASE)?;
+        p.name = string(&self.name).ok_or(HeaderError::Missing(TAG_NAME))?;
+        p.version = string(&self.version);
+        p.release = string(&self.release);
         p.gpg_pubkey = p.name == "gpg-pubkey";
         p.epoch = self.epoch.as_ref().and_then(entry_u32);
         p.arch = string(&self.arch);

@@ -3,10 +3,13 @@
 //! table `Packages (hnum INTEGER PRIMARY KEY, blob BLOB)`), table b-trees (interior 0x05 and
 //! leaf 0x0d pages), records, overflow chains, and the write-ahead log: committed frames of
 //! `rpmdb.sqlite-wal` (matching salts, valid cumulative checksums, up to the last commit
-//! frame) override the main file's pages, the latest frame of a page winning.
+//! frame) override the main file's pages, the latest frame of a page winning; and the
+//! rollback journal (`rpmdb.sqlite-journal`) of a database in rollback mode, whose saved
+//! pages are the committed state of the pages a writer changed (or died changing).
 //!
 //! Invariants: we never write, lock or create anything (no `-shm`: the WAL is scanned
-//! directly, as SQLite itself does during recovery), and every page is visited at most once
+//! directly, as SQLite itself does during recovery; a journal is read, never played back
+//! into the file), and every page is visited at most once
 //! per traversal (b-tree and overflow pages share one visited set), so a corrupt file can
 //! neither loop nor make us read or allocate more than its own size.
 
@@ -244,10 +247,101 @@ pub fn read_wal(src: &dyn Source) -> Result<Option<Wal>, DbError> {
     Ok((wal.db_pages != 0).then_some(wal))
 }
 
+/// What a live rollback journal saved: the original copy of each page a transaction
+/// changed, and the database's size before it (SQLite file format §4.1, and `pager.c`'s
+/// playback, which we follow: segments with their own headers, records up to the first bad
+/// checksum, pages past the original size ignored).
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub page_size: u32,
+    /// Database size in pages before the transaction.
+    pub db_pages: u32,
+    /// Page number → offset of the saved page data in the journal file.
+    pub pages: BTreeMap<u32, u64>,
+}
+
+/// Scans a rollback journal. `None` when its first header is not valid (SQLite then treats
+/// the journal as not hot and reads the main file as it is).
+pub fn read_journal(src: &dyn Source) -> Result<Option<Journal>, DbError> {
+    const MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    let size = src.size();
+    if size < 28 {
+        return Ok(None);
+    }
+    let first = src.read_vec(0, 28)?;
+    let (sector, page_size) = (be32(&first, 20) as u64, be32(&first, 24));
+    let valid_sizes = (512..=65536).contains(&page_size)
+        && page_size.is_power_of_two()
+        && (32..=65536).contains(&sector)
+        && sector.is_power_of_two();
+    if first[..8] != MAGIC || !valid_sizes {
+        return Ok(None);
+    }
+    let mut journal = Journal {
+        page_size,
+        db_pages: be32(&first, 16),
+        pages: BTreeMap::new(),
+    };
+    let record = 8 + page_size as u64;
+    // SQLite's "pending byte" page is never journaled; a record naming it ends playback.
+    let pending = 0x4000_0000 / page_size + 1;
+    let mut hdr_off = 0u64;
+    let mut buf = Vec::new();
+    // Each segment starts with a header at a sector boundary; a segment is at least a
+    // sector long, so this loop ends within size / sector rounds.
+    'segments: while hdr_off + 28 <= size {
+        let hdr = src.read_vec(hdr_off, 28)?;
+        if hdr[..8] != MAGIC {
+            break;
+        }
+        // magic (8), record count, checksum nonce, original size in pages, sector and page
+        // sizes, all big-endian.
+        let cksum_init = be32(&hdr, 12);
+        let mut off = hdr_off + sector;
+        let mut nrec = be32(&hdr, 8) as u64;
+        if nrec == 0xffff_ffff {
+            nrec = size.saturating_sub(off) / record;
+        }
+        for _ in 0..nrec {
+            if off + record > size {
+                break 'segments;
+            }
+            src.read_into(off, record as usize, &mut buf)?;
+            let pgno = be32(&buf, 0);
+            if pgno == 0 || pgno == pending {
+                break 'segments;
+            }
+            let data = &buf[4..4 + page_size as usize];
+            // pager_cksum: the nonce plus every 200th byte, from the end.
+            let mut sum = cksum_init;
+            let mut i = page_size as usize - 200;
+            while i > 0 {
+                sum = sum.wrapping_add(u32::from(data[i]));
+                i = i.saturating_sub(200);
+            }
+            if sum != be32(&buf, 4 + page_size as usize) {
+                break 'segments;
+            }
+            if pgno <= journal.db_pages {
+                journal.pages.insert(pgno, off + 4);
+            }
+            off += record;
+        }
+        // The next header sits at the next sector boundary.
+        let next = off.div_ceil(sector) * sector;
+        if next <= hdr_off {
+            break;
+        }
+        hdr_off = next;
+    }
+    Ok(Some(journal))
+}
+
 /// Pages of the database as of the last committed WAL transaction.
 struct Pager<'a> {
     db: &'a dyn Source,
     wal: Option<(&'a dyn Source, Wal)>,
+    journal: Option<(&'a dyn Source, Journal)>,
     page_size: usize,
     usable: usize,
     npages: u32,
@@ -278,6 +372,11 @@ impl Pager<'_> {
                 return Ok((*src, off));
             }
         }
+        if let Some((src, journal)) = &self.journal {
+            if let Some(&off) = journal.pages.get(&pgno) {
+                return Ok((*src, off));
+            }
+        }
         Ok((self.db, (pgno as u64 - 1) * self.page_size as u64))
     }
 
@@ -285,7 +384,9 @@ impl Pager<'_> {
     /// before we allocate for it. The page count alone is no cap (a WAL commit frame or the
     /// header may claim billions of pages); the bytes actually on disk are.
     fn total_bytes(&self) -> u64 {
-        let on_disk = self.db.size() + self.wal.as_ref().map_or(0, |(w, _)| w.size());
+        let on_disk = self.db.size()
+            + self.wal.as_ref().map_or(0, |(w, _)| w.size())
+            + self.journal.as_ref().map_or(0, |(j, _)| j.size());
         (self.npages as u64 * self.usable as u64).min(on_disk)
     }
 
@@ -421,10 +522,12 @@ fn valid_page_size(raw: usize) -> Option<usize> {
 }
 
 /// Calls `f(hnum, header_blob)` for every row of table `Packages` of the SQLite database
-/// `db`, as seen through the committed part of `wal` when given.
+/// `db`, as seen through the committed part of `wal` when given, or through the pages a
+/// live rollback `journal` saved.
 pub fn for_each_blob(
     db: &dyn Source,
     wal: Option<&dyn Source>,
+    journal: Option<&dyn Source>,
     f: BlobSink<'_>,
 ) -> Result<(), DbError> {
     let name = db.name();
@@ -465,9 +568,27 @@ pub fn for_each_blob(
             ));
         }
     }
-    let npages = match (&wal, &main_hdr) {
-        (Some((_, w)), _) => w.db_pages,
-        (None, Some(h)) => {
+    // A journal counts only for a database in rollback mode with something in it (SQLite's
+    // hasHotJournal), and only with the database's page size.
+    let journal = match (journal, &main_hdr) {
+        (Some(j), Some(_)) if !wal_mode || wal.is_none() => match read_journal(j)? {
+            Some(parsed) if parsed.page_size as usize == page_size => Some((j, parsed)),
+            Some(_) => {
+                return Err(DbError::corrupt(
+                    j.name(),
+                    24,
+                    "journal page size differs from database",
+                ))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let npages = match (&wal, &journal, &main_hdr) {
+        (Some((_, w)), _, _) => w.db_pages,
+        (None, Some((_, j)), _) if j.db_pages > 0 => j.db_pages,
+        (None, _, None) => 0,
+        (None, _, Some(h)) => {
             // The in-header size is valid only when written by the same version that last
             // changed the file (offset 92 == change counter at 24).
             let in_header = be32(h, 28);
@@ -477,11 +598,11 @@ pub fn for_each_blob(
                 u32::try_from(db.size() / page_size as u64).unwrap_or(u32::MAX)
             }
         }
-        (None, None) => 0,
     };
     let mut pager = Pager {
         db,
         wal,
+        journal,
         page_size,
         usable: page_size,
         npages,
@@ -631,6 +752,59 @@ mod tests {
         let mut w = wal_with_frames(false, &[(2, 3, 1)], 512);
         w[25] ^= 1;
         assert!(read_wal(&SliceSource::new("w", &w)).unwrap().is_none());
+    }
+
+    /// A journal as SQLite's pager writes one: header (magic, record count, nonce, original
+    /// size, sector and page size) padded to a sector, then page number, page, checksum.
+    fn journal(segments: &[&[(u32, u8)]], db_pages: u32, ps: usize) -> Vec<u8> {
+        let mut j = Vec::new();
+        let nonce = 0x1234_5678u32;
+        for seg in segments {
+            let at = j.len().div_ceil(512) * 512;
+            j.resize(at, 0);
+            j.extend_from_slice(&[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+            for v in [seg.len() as u32, nonce, db_pages, 512, ps as u32] {
+                j.extend_from_slice(&v.to_be_bytes());
+            }
+            j.resize(at + 512, 0);
+            for &(pgno, fill) in *seg {
+                let page = vec![fill; ps];
+                let mut sum = nonce;
+                let mut i = ps - 200;
+                while i > 0 {
+                    sum = sum.wrapping_add(u32::from(page[i]));
+                    i = i.saturating_sub(200);
+                }
+                j.extend_from_slice(&pgno.to_be_bytes());
+                j.extend_from_slice(&page);
+                j.extend_from_slice(&sum.to_be_bytes());
+            }
+        }
+        j
+    }
+
+    #[test]
+    fn journal_pages_and_where_playback_stops() {
+        let j = journal(&[&[(2, 7), (9, 1)], &[(3, 8)]], 5, 1024);
+        let parsed = read_journal(&SliceSource::new("j", &j)).unwrap().unwrap();
+        assert_eq!((parsed.page_size, parsed.db_pages), (1024, 5));
+        // Page 9 lies past the original size: SQLite ignores it.
+        assert_eq!(parsed.pages.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(j[parsed.pages[&3] as usize], 8);
+        // A bad checksum ends playback there.
+        // (The second segment's header sits at the sector after the first's two records,
+        // 3072; its page at 3072 + 512 + 4; byte 824 of a 1024-byte page is summed.)
+        let mut bad = j.clone();
+        bad[3072 + 512 + 4 + 824] ^= 0xff;
+        let parsed = read_journal(&SliceSource::new("j", &bad)).unwrap().unwrap();
+        assert!(parsed.pages.contains_key(&2));
+        assert!(!parsed.pages.contains_key(&3));
+        // A zeroed header means no live journal.
+        let mut done = j;
+        done[..8].fill(0);
+        assert!(read_journal(&SliceSource::new("j", &done))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! Invariant: pure functions over parsed headers; nothing here reads or writes a file.
 
 use super::vercmp::{ranges_overlap, SENSEMASK};
-use crate::packages::transaction::{nevra, problem_type as t, Problem};
+use crate::packages::transaction::{nevra, problem_type as t, release_of, version_of, Problem};
 use crate::rpmdb::{Dependency, Package};
 
 /// `RPMSENSE_RPMLIB`: a dependency on a capability of rpm itself.
@@ -80,8 +80,8 @@ fn provides(p: &Package, dep: &Dependency) -> bool {
 /// `[epoch:]version-release` of a package.
 fn evr_of(p: &Package) -> String {
     match p.epoch {
-        Some(e) => format!("{e}:{}-{}", p.version, p.release),
-        None => format!("{}-{}", p.version, p.release),
+        Some(e) => format!("{e}:{}-{}", version_of(p), release_of(p)),
+        None => format!("{}-{}", version_of(p), release_of(p)),
     }
 }
 
@@ -93,8 +93,11 @@ fn satisfied(dep: &Dependency, pkgs: &[&Package]) -> bool {
     if pkgs.iter().any(|p| provides(p, dep)) {
         return true;
     }
-    dep.name.starts_with('/') && dep.flags & SENSEMASK == 0
-        && pkgs.iter().any(|p| p.more().files.iter().any(|f| f == &dep.name))
+    dep.name.starts_with('/')
+        && dep.flags & SENSEMASK == 0
+        && pkgs
+            .iter()
+            .any(|p| p.more().files.iter().any(|f| f == &dep.name))
 }
 
 fn problem(kind: u32, message: String, str1: Option<String>, num1: u32) -> Problem {
@@ -113,11 +116,22 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
     let mut problems = Vec::new();
     let new_evr = evr_of(new);
     // Older than what is installed under the same name (same arch or noarch).
-    for p in installed.iter().filter(|p| p.name == new.name && !p.gpg_pubkey) {
-        if ranges_overlap(super::vercmp::GREATER, &new_evr, super::vercmp::EQUAL, &evr_of(p)) {
+    for p in installed
+        .iter()
+        .filter(|p| p.name == new.name && !p.gpg_pubkey)
+    {
+        if ranges_overlap(
+            super::vercmp::GREATER,
+            &new_evr,
+            super::vercmp::EQUAL,
+            &evr_of(p),
+        ) {
             problems.push(problem(
                 t::OLDPACKAGE,
-                format!("package {} (which is newer than {new_nevra}) is already installed", nevra(p)),
+                format!(
+                    "package {} (which is newer than {new_nevra}) is already installed",
+                    nevra(p)
+                ),
                 None,
                 p.instance,
             ));
@@ -199,7 +213,10 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
         for p in &staying {
             let theirs = files(p);
             for f in mine.iter().filter(|f| !f.is_dir() && f.flags & 64 == 0) {
-                if let Some(o) = theirs.iter().find(|o| o.path == f.path && o.flags & 64 == 0) {
+                if let Some(o) = theirs
+                    .iter()
+                    .find(|o| o.path == f.path && o.flags & 64 == 0)
+                {
                     if !f.same_as(o) {
                         problems.push(problem(
                             t::FILE_CONFLICT,

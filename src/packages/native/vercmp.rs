@@ -35,7 +35,11 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
         let (ta, tb) = (a.get(i) == Some(&b'~'), b.get(j) == Some(&b'~'));
         if ta || tb {
             if !(ta && tb) {
-                return if ta { Ordering::Less } else { Ordering::Greater };
+                return if ta {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
             }
             i += 1;
             j += 1;
@@ -51,7 +55,11 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
                 return Ordering::Greater;
             }
             if !(ca && cb) {
-                return if ca { Ordering::Less } else { Ordering::Greater };
+                return if ca {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
             }
             i += 1;
             j += 1;
@@ -230,6 +238,13 @@ mod tests {
         assert!(!ranges_overlap(LESS, "1.0", EQUAL, "1.0-1"));
         assert!(ranges_overlap(LESS | EQUAL, "1.0", EQUAL, "1.0-1"));
         assert!(!ranges_overlap(GREATER, "1.0~rc1", EQUAL, "1.0~beta"));
-        assert_eq!(parse_evr("3:1.2-4.el9"), Evr { epoch: Some(3), version: "1.2", release: Some("4.el9") });
+        assert_eq!(
+            parse_evr("3:1.2-4.el9"),
+            Evr {
+                epoch: Some(3),
+                version: "1.2",
+                release: Some("4.el9")
+            }
+        );
     }
 }

@@ -1,0 +1,820 @@
+//! What changed in a container against its package database, as `rpm -V --nodeps
+//! --noscripts` sees it (rpm 4.18's `rpmfilesVerify` and `verifyHeader`, read as the
+//! specification): for each file of a package, size, mode, digest, device, link target,
+//! owner, group, mtime and file capabilities are compared with what the header recorded,
+//! and a line is shown
+//! for each file that differs, in rpm's own words (`S.5....T.  c /etc/foo`,
+//! `missing     /usr/bin/bar`).
+//!
+//! Invariants: every file is looked up inside the container's root only (`openat2` with
+//! `RESOLVE_IN_ROOT`), first as `O_PATH` without following a final symlink, then checked
+//! with `fstat`; only a regular file is then opened for reading (non-blocking, and checked
+//! to be the same inode), so a FIFO or a device is never opened, and nothing is written.
+//! Digests come from RustCrypto's crates, in the algorithm the header names.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
+use serde::Serialize;
+
+use super::{caps, nevra, Database, Error};
+use crate::procfs::{parse_group, parse_passwd};
+use crate::rootfs::Root;
+use crate::rpmdb::{FileEntry, Package};
+
+const VERIFY_DIGEST: u32 = 1 << 0;
+const VERIFY_SIZE: u32 = 1 << 1;
+const VERIFY_LINKTO: u32 = 1 << 2;
+const VERIFY_USER: u32 = 1 << 3;
+const VERIFY_GROUP: u32 = 1 << 4;
+const VERIFY_MTIME: u32 = 1 << 5;
+const VERIFY_MODE: u32 = 1 << 6;
+const VERIFY_RDEV: u32 = 1 << 7;
+const VERIFY_CAPS: u32 = 1 << 8;
+const VERIFY_READLINKFAIL: u32 = 1 << 28;
+const VERIFY_READFAIL: u32 = 1 << 29;
+const VERIFY_LSTATFAIL: u32 = 1 << 30;
+const VERIFY_FAILURES: u32 = VERIFY_READLINKFAIL | VERIFY_READFAIL | VERIFY_LSTATFAIL;
+
+const FILE_CONFIG: u32 = 1 << 0;
+const FILE_DOC: u32 = 1 << 1;
+const FILE_MISSINGOK: u32 = 1 << 3;
+const FILE_NOREPLACE: u32 = 1 << 4;
+const FILE_SPECFILE: u32 = 1 << 5;
+const FILE_GHOST: u32 = 1 << 6;
+const FILE_LICENSE: u32 = 1 << 7;
+const FILE_README: u32 = 1 << 8;
+
+const STATE_REPLACED: u8 = 1;
+const STATE_NOTINSTALLED: u8 = 2;
+const STATE_NETSHARED: u8 = 3;
+const STATE_WRONGCOLOR: u8 = 4;
+const STATE_MISSING: u8 = 255;
+
+/// One file that differs (or a package whose file list cannot be verified at all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The package, as `rpm -qa` names it.
+    pub package: String,
+    /// The file; `None` for a package whose file list is unreadable.
+    pub path: Option<String>,
+    /// rpm's nine characters (`S.5....T.`); `None` when the file is missing.
+    pub flags: Option<String>,
+    /// The first of rpm's file attribute letters (`c` config, `d` doc, `g` ghost, ...), or "".
+    pub attr: String,
+    pub missing: bool,
+    /// Why the file could not be looked at (other than "not there"), or why the package's
+    /// file list cannot be verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// rpm's file state when it is not the usual one (`replaced`, `no state`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
+    /// Not shown: a difference rpm counts (exit 1) without printing a line (a missing
+    /// `%ghost` or `%missingok` file).
+    #[serde(skip)]
+    pub silent: bool,
+}
+
+impl Finding {
+    /// The line `rpm -V` prints for it, or `None` when rpm prints nothing.
+    pub fn line(&self) -> Option<String> {
+        let path = self.path.as_deref()?;
+        if self.silent {
+            return None;
+        }
+        let ac = self.attr.chars().next().unwrap_or(' ');
+        let mut line = match &self.flags {
+            None => {
+                let mut l = format!("missing   {ac} {path}");
+                if let Some(e) = &self.error {
+                    l.push_str(&format!(" ({e})"));
+                }
+                l
+            }
+            Some(flags) => format!("{flags}  {ac} {path}"),
+        };
+        if let Some(s) = self.state {
+            line.push_str(&format!(" ({s})"));
+        }
+        Some(line)
+    }
+}
+
+/// rpm's `rpmVerifyString`: the nine columns, `.` where nothing differs, `?` where the file
+/// or link could not be read.
+pub fn verify_string(r: u32) -> String {
+    let col = |bit: u32, c: char| if r & bit != 0 { c } else { '.' };
+    let digest = if r & VERIFY_READFAIL != 0 {
+        '?'
+    } else {
+        col(VERIFY_DIGEST, '5')
+    };
+    let link = if r & VERIFY_READLINKFAIL != 0 {
+        '?'
+    } else {
+        col(VERIFY_LINKTO, 'L')
+    };
+    [
+        col(VERIFY_SIZE, 'S'),
+        col(VERIFY_MODE, 'M'),
+        digest,
+        col(VERIFY_RDEV, 'D'),
+        link,
+        col(VERIFY_USER, 'U'),
+        col(VERIFY_GROUP, 'G'),
+        col(VERIFY_MTIME, 'T'),
+        col(VERIFY_CAPS, 'P'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// rpm's `rpmFFlagsString` with no padding: the attribute letters of a file.
+pub fn attr_string(flags: u32) -> String {
+    [
+        (FILE_DOC, 'd'),
+        (FILE_CONFIG, 'c'),
+        (FILE_SPECFILE, 's'),
+        (FILE_MISSINGOK, 'm'),
+        (FILE_NOREPLACE, 'n'),
+        (FILE_GHOST, 'g'),
+        (FILE_LICENSE, 'l'),
+        (FILE_README, 'r'),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
+/// rpm's `stateStr` outside verbose mode.
+fn state_str(state: u8) -> Option<&'static str> {
+    match state {
+        0 | STATE_NOTINSTALLED | STATE_NETSHARED | STATE_WRONGCOLOR => None,
+        STATE_REPLACED => Some("replaced"),
+        STATE_MISSING => Some("no state"),
+        _ => Some("unknown state"),
+    }
+}
+
+/// The users and groups of the container (rpm chroots before it looks them up).
+struct Ids {
+    users: Vec<(String, u32)>,
+    groups: Vec<(String, u32)>,
+}
+
+impl Ids {
+    fn read(root: &Root) -> Ids {
+        let text = |path| {
+            read_small(root, path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
+        Ids {
+            users: parse_passwd(&text("/etc/passwd"))
+                .into_iter()
+                .map(|e| (e.name, e.uid))
+                .collect(),
+            groups: parse_group(&text("/etc/group"))
+                .into_iter()
+                .map(|e| (e.name, e.gid))
+                .collect(),
+        }
+    }
+
+    /// rpm's `rpmugUid`/`rpmugGid`: `root` is 0 without looking.
+    fn id(list: &[(String, u32)], name: &str) -> Option<u32> {
+        if name == "root" {
+            return Some(0);
+        }
+        list.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+
+    /// rpm's `rpmugUname`/`rpmugGname`: 0 is `root` without looking.
+    fn name(list: &[(String, u32)], id: u32) -> Option<&str> {
+        if id == 0 {
+            return Some("root");
+        }
+        list.iter().find(|(_, i)| *i == id).map(|(n, _)| n.as_str())
+    }
+
+    /// Whether an owner matches by name or by number, as rpm 4.18 decides.
+    fn matches(list: &[(String, u32)], want: &str, have: u32) -> bool {
+        let by_name = Ids::name(list, have).is_some_and(|n| n == want);
+        let by_id = Ids::id(list, want).is_some_and(|id| id == have);
+        by_name || by_id
+    }
+}
+
+fn open_in_root(root: &Root, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        root.fd(),
+        rel,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// A directory of the root held open while its files are verified (a package's files come
+/// sorted, so those of one directory follow each other): each file is then looked at with
+/// one `fstatat` of its base name, and opened with one `openat`, instead of resolving its
+/// whole path inside the root twice.
+struct Dir {
+    path: String,
+    fd: OwnedFd,
+    dev: u64,
+    /// The directory is on procfs or sysfs: its files are never read.
+    special: bool,
+}
+
+/// A directory that could not be opened: its path, and the error (kept to answer again for
+/// each of its files without asking the kernel again).
+type DirFailure = (String, io::ErrorKind, Option<i32>);
+
+/// Looks at the files of a root, one directory held open at a time, and digests regular
+/// files into one reused buffer.
+struct Looker<'r> {
+    root: &'r Root,
+    dir: Option<Result<Dir, DirFailure>>,
+    buf: Vec<u8>,
+}
+
+/// A path's directory and base name, when the base name is one that `openat` on the
+/// directory resolves without leaving it (not empty, not `.` or `..`).
+fn dir_and_base(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    let (dir, base) = (&path[..i], &path[i + 1..]);
+    (!matches!(base, "" | "." | "..")).then_some((if dir.is_empty() { "/" } else { dir }, base))
+}
+
+fn is_special(fd: &OwnedFd) -> io::Result<bool> {
+    let magic = crate::sys::fs_magic(fd)?;
+    Ok(magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC)
+}
+
+impl<'r> Looker<'r> {
+    fn new(root: &'r Root) -> Self {
+        Looker {
+            root,
+            dir: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The directory `dir` of the root, opened `O_PATH` inside it (symlinks followed inside
+    /// the root), kept until another directory is asked for.
+    fn dir(&mut self, dir: &str) -> io::Result<&Dir> {
+        let cached = match &self.dir {
+            Some(Ok(d)) => d.path == dir,
+            Some(Err((p, ..))) => p == dir,
+            None => false,
+        };
+        if !cached {
+            let opened =
+                open_in_root(self.root, dir, OFlags::PATH | OFlags::DIRECTORY).and_then(|fd| {
+                    let st = rustix::fs::fstat(&fd)?;
+                    let special = is_special(&fd)?;
+                    Ok(Dir {
+                        path: dir.to_string(),
+                        fd,
+                        dev: st.st_dev,
+                        special,
+                    })
+                });
+            self.dir = Some(opened.map_err(|e| (dir.to_string(), e.kind(), e.raw_os_error())));
+        }
+        match &self.dir {
+            Some(Ok(d)) => Ok(d),
+            Some(Err((_, kind, raw))) => Err(match raw {
+                Some(errno) => io::Error::from_raw_os_error(*errno),
+                None => io::Error::from(*kind),
+            }),
+            None => Err(io::Error::from(io::ErrorKind::NotFound)),
+        }
+    }
+
+    /// `lstat` inside the root: the file itself, a final symlink not followed.
+    fn lstat(&mut self, path: &str) -> io::Result<Stat> {
+        match dir_and_base(path) {
+            Some((dir, base)) => {
+                let d = self.dir(dir)?;
+                Ok(rustix::fs::statat(
+                    &d.fd,
+                    base,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )?)
+            }
+            None => {
+                let fd = open_in_root(self.root, path, OFlags::PATH | OFlags::NOFOLLOW)?;
+                Ok(rustix::fs::fstat(&fd)?)
+            }
+        }
+    }
+
+    /// The target of the symlink at `path`.
+    fn readlink(&mut self, path: &str) -> io::Result<Vec<u8>> {
+        let target = match dir_and_base(path) {
+            Some((dir, base)) => rustix::fs::readlinkat(&self.dir(dir)?.fd, base, Vec::new())?,
+            None => {
+                let fd = open_in_root(self.root, path, OFlags::PATH | OFlags::NOFOLLOW)?;
+                rustix::fs::readlinkat(&fd, "", Vec::new())?
+            }
+        };
+        Ok(target.into_bytes())
+    }
+
+    /// Opens the regular file at `path` that [`Looker::lstat`] saw (`looked`), checked to
+    /// be that inode and on no procfs or sysfs; never a FIFO or a device.
+    fn open_file(&mut self, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
+        if FileType::from_raw_mode(looked.st_mode) != FileType::RegularFile {
+            return Err(io::Error::other("not a regular file"));
+        }
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let (fd, same_fs_as_dir) = match dir_and_base(path) {
+            Some((dir, base)) => {
+                let d = self.dir(dir)?;
+                let fd = rustix::fs::openat(&d.fd, base, flags, Mode::empty())?;
+                (fd, Some((d.dev, d.special)))
+            }
+            None => return open_regular(self.root, path, looked),
+        };
+        let st = rustix::fs::fstat(&fd)?;
+        if (st.st_dev, st.st_ino) != (looked.st_dev, looked.st_ino) {
+            return Err(io::Error::other("the file was replaced while it was read"));
+        }
+        // A file on its directory's file system needs no second look at that file system.
+        let special = match same_fs_as_dir {
+            Some((dev, special)) if dev == st.st_dev => special,
+            _ => is_special(&fd)?,
+        };
+        if special {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "refusing a file on procfs or sysfs",
+            ));
+        }
+        Ok(std::fs::File::from(fd))
+    }
+}
+
+/// `stat` inside the root (symlinks followed inside it), through an `O_PATH` descriptor:
+/// nothing is opened for reading.
+pub(super) fn look_at(root: &Root, path: &str) -> io::Result<Stat> {
+    let fd = open_in_root(root, path, OFlags::PATH)?;
+    Ok(rustix::fs::fstat(&fd)?)
+}
+
+/// Opens the regular file at `path` (symlinks followed inside the root) that [`look_at`]
+/// saw.
+pub(super) fn open_looked(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
+    open_checked(root, path, looked, OFlags::empty())
+}
+
+/// Opens the regular file at `path` for reading, once `O_PATH` + `fstat` said it is one, and
+/// checks that what was opened is the inode that was looked at. Never opens a FIFO or a
+/// device, and never a file on procfs or sysfs.
+fn open_regular(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
+    open_checked(root, path, looked, OFlags::NOFOLLOW)
+}
+
+fn open_checked(
+    root: &Root,
+    path: &str,
+    looked: &Stat,
+    extra: OFlags,
+) -> io::Result<std::fs::File> {
+    if FileType::from_raw_mode(looked.st_mode) != FileType::RegularFile {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let fd = open_in_root(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | extra,
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if (st.st_dev, st.st_ino) != (looked.st_dev, looked.st_ino) {
+        return Err(io::Error::other("the file was replaced while it was read"));
+    }
+    let magic = crate::sys::fs_magic(&fd)?;
+    if magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "refusing a file on procfs or sysfs",
+        ));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
+/// A small regular file of the container (`/etc/passwd`), at most 4 MiB.
+fn read_small(root: &Root, path: &str) -> io::Result<Vec<u8>> {
+    let st = look_at(root, path)?;
+    let mut out = Vec::new();
+    open_looked(root, path, &st)?
+        .take(4 << 20)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The digest of a file's content in rpm's algorithm `algo` (`PGPHASHALGO_*`), lowercase
+/// hex, and the number of bytes read; `None` for an algorithm we do not know. `buf` is
+/// reused from file to file; `size` (from `fstat`) sizes the first read, so that a small
+/// file takes one `read`: a short read of a regular file is its end.
+fn digest(
+    algo: u32,
+    file: &mut std::fs::File,
+    size: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(String, u64)>> {
+    use sha2::Digest;
+    fn run<D: sha2::Digest>(
+        mut d: D,
+        file: &mut std::fs::File,
+        size: u64,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<(String, u64)> {
+        let want = (size as usize).saturating_add(1).clamp(4096, 256 << 10);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut total = 0u64;
+        loop {
+            match file.read(buf) {
+                Ok(n) => {
+                    d.update(&buf[..n]);
+                    total += n as u64;
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let sum = d.finalize();
+        let mut hex = String::with_capacity(sum.len() * 2);
+        for b in sum.iter() {
+            hex.push(HEX[usize::from(b >> 4)] as char);
+            hex.push(HEX[usize::from(b & 15)] as char);
+        }
+        Ok((hex, total))
+    }
+    Ok(Some(match algo {
+        1 => run(md5::Md5::new(), file, size, buf)?,
+        2 => run(sha1::Sha1::new(), file, size, buf)?,
+        8 => run(sha2::Sha256::new(), file, size, buf)?,
+        9 => run(sha2::Sha384::new(), file, size, buf)?,
+        10 => run(sha2::Sha512::new(), file, size, buf)?,
+        11 => run(sha2::Sha224::new(), file, size, buf)?,
+        _ => return Ok(None),
+    }))
+}
+
+/// rpm's `rpmfilesVerify` for one file: the `RPMVERIFY_*` bits of what differs, and the
+/// error of a failed `lstat` other than "not there".
+fn verify_file(
+    look: &mut Looker<'_>,
+    ids: &Ids,
+    algo: u32,
+    f: &FileEntry,
+) -> (u32, Option<io::Error>) {
+    let mut flags = f.verify;
+    match f.state {
+        STATE_NETSHARED | STATE_NOTINSTALLED => return (0, None),
+        // For replaced files rpm only checks that they exist.
+        STATE_REPLACED => flags = VERIFY_LSTATFAIL,
+        STATE_WRONGCOLOR => flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_RDEV),
+        _ => {}
+    }
+    let mut sb = match look.lstat(&f.path) {
+        Ok(x) => x,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return (VERIFY_LSTATFAIL, None),
+        Err(e) => return (VERIFY_LSTATFAIL, Some(e)),
+    };
+    let fmode = u32::from(f.mode);
+    let is = |mode: u32, t: FileType| FileType::from_raw_mode(mode) == t;
+    // A directory that became a symlink to a directory (by root or the file's owner) is
+    // verified as that directory.
+    if is(fmode, FileType::Directory) && is(sb.st_mode, FileType::Symlink) {
+        if let Ok(dsb) = look_at(look.root, &f.path) {
+            let legit =
+                sb.st_uid == 0 || Ids::id(&ids.users, &f.user).is_some_and(|u| u == sb.st_uid);
+            if is(dsb.st_mode, FileType::Directory) && legit {
+                sb = dsb;
+            }
+        }
+    }
+    if is(sb.st_mode, FileType::Symlink) {
+        flags &= !VERIFY_MODE;
+    } else {
+        flags &= !VERIFY_LINKTO;
+    }
+    if !is(sb.st_mode, FileType::RegularFile) {
+        flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_CAPS);
+    }
+    if f.flags & FILE_GHOST != 0 {
+        flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_LINKTO);
+    }
+    // --nodeps --noscripts omit nothing of the file checks.
+    flags &= !VERIFY_FAILURES;
+
+    let mut r = 0u32;
+    let mut size = sb.st_size as u64;
+    // A regular file whose content or capabilities are compared is opened once for both.
+    let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
+        Some(look.open_file(&f.path, &sb))
+    } else {
+        None
+    };
+    if flags & VERIFY_DIGEST != 0 {
+        if f.digest.is_empty() {
+            r |= VERIFY_DIGEST;
+        } else {
+            let got = match &mut file {
+                Some(Ok(fh)) => digest(algo, fh, sb.st_size as u64, &mut look.buf),
+                _ => Err(io::Error::other("not opened")),
+            };
+            match got {
+                Ok(Some((hex, read))) => {
+                    size = read;
+                    if !hex.eq_ignore_ascii_case(&f.digest) {
+                        r |= VERIFY_DIGEST;
+                    }
+                }
+                Ok(None) | Err(_) => r |= VERIFY_READFAIL | VERIFY_DIGEST,
+            }
+        }
+    }
+    if flags & VERIFY_CAPS != 0 {
+        // As rpm: capabilities that cannot be read or parsed count as none ("=").
+        let want = caps::from_text(&f.caps).unwrap_or_default();
+        let have = match &file {
+            Some(Ok(fh)) => caps::of_file(fh),
+            _ => caps::Caps::default(),
+        };
+        if want != have {
+            r |= VERIFY_CAPS;
+        }
+    }
+    if flags & VERIFY_LINKTO != 0 {
+        match look.readlink(&f.path) {
+            Ok(target) if target == f.linkto.as_bytes() => {}
+            Ok(_) => r |= VERIFY_LINKTO,
+            Err(_) => r |= VERIFY_READLINKFAIL | VERIFY_LINKTO,
+        }
+    }
+    if flags & VERIFY_SIZE != 0 && size != f.size {
+        r |= VERIFY_SIZE;
+    }
+    if flags & VERIFY_MODE != 0 {
+        let (mut meta, mut file) = (fmode & 0xffff, sb.st_mode & 0xffff);
+        if f.flags & FILE_GHOST != 0 {
+            meta &= !0xf000;
+            file &= !0xf000;
+        }
+        if meta != file {
+            r |= VERIFY_MODE;
+        }
+    }
+    if flags & VERIFY_RDEV != 0 {
+        let chr = |m: u32| is(m, FileType::CharacterDevice);
+        let blk = |m: u32| is(m, FileType::BlockDevice);
+        let kind_differs = chr(fmode) != chr(sb.st_mode) || blk(fmode) != blk(sb.st_mode);
+        let device = chr(fmode) || blk(fmode);
+        if kind_differs || (device && (sb.st_rdev & 0xffff) as u16 != f.rdev) {
+            r |= VERIFY_RDEV;
+        }
+    }
+    if flags & VERIFY_MTIME != 0 && sb.st_mtime != i64::from(f.mtime) {
+        r |= VERIFY_MTIME;
+    }
+    if flags & VERIFY_USER != 0 && !Ids::matches(&ids.users, &f.user, sb.st_uid) {
+        r |= VERIFY_USER;
+    }
+    if flags & VERIFY_GROUP != 0 && !Ids::matches(&ids.groups, &f.group, sb.st_gid) {
+        r |= VERIFY_GROUP;
+    }
+    (r, None)
+}
+
+/// Verifies the packages called `name`, or every package (`rpm -Va`), in database order:
+/// the files that differ, as rpm shows them. `db` must have been read with
+/// [`crate::rpmdb::Detail::Files`].
+///
+/// Looking at files is nearly all system calls (five per regular file, the least that
+/// looks before it opens), so packages are verified on a few threads at once, each with
+/// its own open directory and buffer; the findings keep the database's order.
+pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Finding>, Error> {
+    let mut pkgs: Vec<&Package> = match name {
+        Some(n) => super::by_name(db, n)?,
+        None => db.packages.iter().collect(),
+    };
+    pkgs.sort_by_key(|p| p.instance);
+    let ids = Ids::read(root);
+    // rpm ignores mtime differences of files that several packages own, found as `-qf`
+    // finds owners (same base name, same directory once symlinks are followed); only
+    // asked for files whose mtime differs. Candidates by base name are indexed once.
+    let by_base: OnceLock<BTreeMap<&str, Vec<&Package>>> = OnceLock::new();
+    let shared = |path: &str| {
+        let index = by_base.get_or_init(|| {
+            let mut m: BTreeMap<&str, Vec<&Package>> = BTreeMap::new();
+            for q in &db.packages {
+                for e in &q.more().entries {
+                    let base = e.path.rsplit('/').next().unwrap_or("");
+                    let list = m.entry(base).or_default();
+                    if list.last().is_none_or(|l| l.instance != q.instance) {
+                        list.push(q);
+                    }
+                }
+            }
+            m
+        });
+        let base = path.rsplit('/').next().unwrap_or("");
+        match index.get(base) {
+            Some(cands) if cands.len() > 1 => {
+                super::owners::owning(root, cands.iter().copied(), path).len() > 1
+            }
+            _ => false,
+        }
+    };
+    let files: usize = pkgs.iter().map(|p| p.more().entries.len()).sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(files / FILES_PER_THREAD + 1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut look = Looker::new(root);
+        let mut done = Vec::new();
+        // Packages handed out a few at a time, in order.
+        loop {
+            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+            let Some(chunk) = pkgs.get(start..(start + CHUNK).min(pkgs.len())) else {
+                break;
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            for (k, p) in chunk.iter().enumerate() {
+                done.push((start + k, verify_package(&mut look, &ids, p, &shared)));
+            }
+        }
+        done
+    };
+    let mut results: Vec<(usize, Vec<Finding>)> = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+            handles
+                .into_iter()
+                // A worker's panic is this call's panic: never a silently shorter answer.
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    results.sort_by_key(|(i, _)| *i);
+    Ok(results.into_iter().flat_map(|(_, f)| f).collect())
+}
+
+/// At most this many threads look at files (more only contend on a small machine).
+const MAX_THREADS: usize = 4;
+/// A thread is worth starting for this many files.
+const FILES_PER_THREAD: usize = 500;
+/// Packages a thread takes at a time.
+const CHUNK: usize = 8;
+
+/// What `rpm -V` finds in one package.
+fn verify_package(
+    look: &mut Looker<'_>,
+    ids: &Ids,
+    p: &Package,
+    shared: &dyn Fn(&str) -> bool,
+) -> Vec<Finding> {
+    let more = p.more();
+    let mut out = Vec::new();
+    if let Some(e) = &more.files_error {
+        // rpm cannot build the file list: it verifies nothing and exits 1, silently.
+        out.push(Finding {
+            package: nevra(p),
+            path: None,
+            flags: None,
+            attr: String::new(),
+            missing: false,
+            error: Some(format!("the file list cannot be verified: {e}")),
+            state: None,
+            silent: true,
+        });
+        return out;
+    }
+    for f in &more.entries {
+        let (mut r, err) = verify_file(look, ids, more.digest_algo, f);
+        if r & VERIFY_MTIME != 0 && shared(&f.path) {
+            r &= !VERIFY_MTIME;
+        }
+        let state = state_str(f.state);
+        let attr = attr_string(f.flags);
+        if r & VERIFY_LSTATFAIL != 0 {
+            let quiet = f.flags & (FILE_MISSINGOK | FILE_GHOST) != 0;
+            out.push(Finding {
+                package: nevra(p),
+                path: Some(f.path.clone()),
+                flags: None,
+                attr,
+                missing: true,
+                error: err.map(|e| strerror(&e)),
+                state,
+                silent: quiet,
+            });
+        } else if r != 0 || state.is_some() {
+            out.push(Finding {
+                package: nevra(p),
+                path: Some(f.path.clone()),
+                flags: Some(verify_string(r)),
+                attr,
+                missing: false,
+                error: None,
+                state,
+                // A line for the state alone does not make rpm fail.
+                silent: false,
+            });
+        }
+    }
+    out
+}
+
+/// The findings as the API answers them: what `rpm -V` shows, and the packages whose file
+/// list cannot be verified.
+pub fn verify_json(found: &[Finding]) -> Vec<&Finding> {
+    found
+        .iter()
+        .filter(|f| f.path.is_none() || f.line().is_some())
+        .collect()
+}
+
+/// Whether rpm would exit non-zero for these findings: any difference counts, a state line
+/// alone does not.
+pub fn differs(found: &[Finding]) -> bool {
+    found.iter().any(|f| {
+        f.missing || f.path.is_none() || f.flags.as_deref().is_some_and(|s| s != ".........")
+    })
+}
+
+/// `strerror`'s text for an error, as rpm prints it (`missing` lines, `-qf` errors).
+pub fn strerror(e: &io::Error) -> String {
+    let text = e.to_string();
+    // std writes "Permission denied (os error 13)".
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpm_columns_and_attributes() {
+        assert_eq!(verify_string(0), ".........");
+        assert_eq!(
+            verify_string(VERIFY_SIZE | VERIFY_DIGEST | VERIFY_MTIME),
+            "S.5....T."
+        );
+        assert_eq!(verify_string(VERIFY_READFAIL | VERIFY_DIGEST), "..?......");
+        assert_eq!(
+            verify_string(VERIFY_MODE | VERIFY_USER | VERIFY_GROUP),
+            ".M...UG.."
+        );
+        assert_eq!(attr_string(FILE_CONFIG | FILE_NOREPLACE), "cn");
+        assert_eq!(attr_string(FILE_DOC | FILE_CONFIG), "dc");
+        assert_eq!(attr_string(0), "");
+        let f = Finding {
+            package: "p-1-1.noarch".into(),
+            path: Some("/etc/x".into()),
+            flags: None,
+            attr: "c".into(),
+            missing: true,
+            error: None,
+            state: None,
+            silent: false,
+        };
+        assert_eq!(f.line().unwrap(), "missing   c /etc/x");
+        let g = Finding {
+            flags: Some("S.5....T.".into()),
+            missing: false,
+            attr: String::new(),
+            ..f
+        };
+        assert_eq!(g.line().unwrap(), "S.5....T.    /etc/x");
+    }
+}

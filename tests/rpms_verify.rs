@@ -1,0 +1,486 @@
+//! `rpm -qf` and `rpm -V` answers compared with the real rpm's: packages built here with
+//! `rpmbuild` (a config file, a `noreplace` one, a symlink, a directory, a file owned by a
+//! user of the root's own passwd, a `%ghost`, a file shared by two packages) are installed
+//! for real with `rpm --root`, then files are changed, removed, re-moded, re-owned,
+//! re-linked, touched, and one is replaced by a FIFO (which must never be opened). The
+//! command line (`sidecar rpms --root R --verify/--file`) must print rpm's bytes and exit
+//! status; the HTTP routes, on a container made with `unshare` whose root holds the same
+//! installation, must say the same in JSON, and count a damaged record in
+//! `X-Sidecar-Skipped-Records`, `GET /<c>` and the audit line.
+//!
+//! Invariant: without root, `rpm`, `rpmbuild`, `python3` or `curl`, the tests skip loudly (a
+//! failure under CI=true); every root and build tree is a private temporary directory (the
+//! FIFO lives only there), removed at the end.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+const TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/rpmhdr.py");
+
+const SPEC: &str = r#"Name: vt-files
+Version: 1.0
+Release: 1
+Summary: verify test
+License: MIT
+BuildArch: noarch
+%description
+v
+%package -n vt-shared
+Summary: shares a file
+%description -n vt-shared
+s
+%files -n vt-shared
+/opt/vt/shared.txt
+%package -n vt-fifo
+Summary: its file becomes a fifo
+%description -n vt-fifo
+f
+%files -n vt-fifo
+/opt/vt/fifo.txt
+%package -n vt-clean
+Summary: untouched
+%description -n vt-clean
+c
+%files -n vt-clean
+/opt/vt/clean.txt
+%install
+mkdir -p %{buildroot}/opt/vt/bin %{buildroot}/opt/vt/dir %{buildroot}/etc/vt
+for f in file owned gone touched shared fifo clean capped keepcaps uncapped; do echo "$f content" > %{buildroot}/opt/vt/$f.txt; done
+echo tool > %{buildroot}/opt/vt/bin/tool
+echo other > %{buildroot}/opt/vt/bin/other
+ln -s bin/tool %{buildroot}/opt/vt/tool-link
+echo "key=value" > %{buildroot}/etc/vt/app.conf
+echo "other=1" > %{buildroot}/etc/vt/other.conf
+%files
+/opt/vt/file.txt
+%attr(0755,root,root) /opt/vt/bin/tool
+/opt/vt/bin/other
+/opt/vt/tool-link
+%dir /opt/vt/dir
+%attr(0640,vtuser,vtgroup) /opt/vt/owned.txt
+%config(noreplace) /etc/vt/app.conf
+%config /etc/vt/other.conf
+%ghost /opt/vt/ghost.log
+/opt/vt/gone.txt
+/opt/vt/touched.txt
+/opt/vt/shared.txt
+%caps(cap_net_raw=ep) /opt/vt/capped.txt
+%caps(cap_net_admin,cap_net_raw+ep) /opt/vt/keepcaps.txt
+/opt/vt/uncapped.txt
+"#;
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn build(top: &Path) -> Vec<PathBuf> {
+    fs::write(top.join("vt.spec"), SPEC).unwrap();
+    run(Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--nodeps")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg(top.join("vt.spec")));
+    let mut rpms: Vec<PathBuf> = fs::read_dir(top.join("RPMS/noarch"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    rpms.sort();
+    assert_eq!(rpms.len(), 4);
+    rpms
+}
+
+/// Installs the packages into root `r` (whose passwd and group gain `vtuser`/`vtgroup`),
+/// then changes the files the way the test expects rpm to see.
+fn install_and_change(r: &Path, rpms: &[PathBuf]) {
+    fs::create_dir_all(r.join("etc")).unwrap();
+    let add = |file: &str, line: &str| {
+        let p = r.join("etc").join(file);
+        let mut text = fs::read_to_string(&p).unwrap_or_else(|_| match file {
+            "passwd" => "root:x:0:0:root:/root:/bin/sh\n".into(),
+            _ => "root:x:0:\n".into(),
+        });
+        text.push_str(line);
+        fs::write(p, text).unwrap();
+    };
+    add("passwd", "vtuser:x:1234:1234::/:/bin/sh\n");
+    add("group", "vtgroup:x:1234:\n");
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(r)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--nosignature",
+        ])
+        .arg("--noscripts")
+        .args(rpms));
+    let vt = r.join("opt/vt");
+    let sh = |script: &str| {
+        run(Command::new("sh").arg("-c").arg(script).current_dir(r));
+    };
+    sh("echo more >> opt/vt/file.txt; touch -d '2 hours ago' opt/vt/file.txt");
+    sh("chmod 0700 opt/vt/bin/tool opt/vt/dir");
+    sh("ln -sfn bin/other opt/vt/tool-link");
+    sh("chown 0:0 opt/vt/owned.txt");
+    // Same size, other content, same mtime: only the digest differs.
+    sh("m=$(stat -c %Y etc/vt/app.conf); echo key=VALUE > etc/vt/app.conf; touch -d @$m etc/vt/app.conf");
+    sh("touch -d '1 hour ago' etc/vt/other.conf opt/vt/touched.txt opt/vt/shared.txt");
+    fs::remove_file(vt.join("gone.txt")).unwrap();
+    fs::remove_file(vt.join("fifo.txt")).unwrap();
+    run(Command::new("mkfifo").arg(vt.join("fifo.txt")));
+    // Capabilities: removed from one file, added to another (as `setcap` writes them:
+    // revision 2, effective, cap_net_admin permitted); a third keeps its own.
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import os, struct, sys\n\
+             os.removexattr(sys.argv[1], 'security.capability')\n\
+             os.setxattr(sys.argv[2], 'security.capability', struct.pack('<5I', 0x02000001, 1 << 12, 0, 0, 0))",
+        ])
+        .arg(vt.join("capped.txt"))
+        .arg(vt.join("uncapped.txt")));
+    // A symlinked directory, absolute: it resolves inside the root.
+    std::os::unix::fs::symlink("/opt/vt", r.join("vtlink")).unwrap();
+}
+
+fn rpm_in(r: &Path, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(r)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+fn sidecar(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(SIDECAR)
+        .arg("rpms")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn verify_and_owners_match_rpm_on_a_root() {
+    if !privileged(&["rpm", "rpmbuild", "mkfifo", "python3"]) {
+        return;
+    }
+    let top = TempDir::new("vt-build");
+    let rpms = build(top.path());
+    let root = TempDir::new("vt-root");
+    let r = root.path();
+    install_and_change(r, &rpms);
+    let rs = r.to_str().unwrap();
+
+    // rpm -Va: every line, byte for byte, and the exit status.
+    let (want, _, want_code) = rpm_in(r, &["-Va", "--nodeps", "--noscripts"]);
+    let (got, err, code) = sidecar(&["--root", rs, "--verify"]);
+    assert_eq!(got, want, "stderr: {err}");
+    assert_eq!(code, want_code);
+    assert_eq!(code, 1);
+    for line in [
+        "..5......  c /etc/vt/app.conf",
+        ".......T.  c /etc/vt/other.conf",
+        ".M.......    /opt/vt/bin/tool",
+        ".M.......    /opt/vt/dir",
+        "S.5....T.    /opt/vt/file.txt",
+        "missing     /opt/vt/gone.txt",
+        ".....UG..    /opt/vt/owned.txt",
+        "....L....    /opt/vt/tool-link",
+        ".......T.    /opt/vt/touched.txt",
+        ".M.......    /opt/vt/fifo.txt",
+        "........P    /opt/vt/capped.txt",
+        "........P    /opt/vt/uncapped.txt",
+    ] {
+        assert!(got.lines().any(|l| l == line), "no {line:?} in\n{got}");
+    }
+    // The shared file's mtime is not a difference (rpm filters it), the ghost's absence is
+    // silent.
+    assert!(
+        !got.contains("shared.txt") && !got.contains("ghost.log"),
+        "{got}"
+    );
+    assert!(!got.contains("keepcaps.txt"), "{got}");
+    // rpm -V NAME, each package.
+    for name in ["vt-files", "vt-fifo", "vt-clean", "vt-shared"] {
+        let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", name]);
+        let (got, err, code) = sidecar(&["--root", rs, "--verify", name]);
+        assert_eq!((&got, code), (&want, want_code), "{name}: {err}");
+    }
+    let (_, err, code) = sidecar(&["--root", rs, "--verify", "no-such"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("not installed"), "{err}");
+
+    // rpm -qf: owners, a file of two packages, a directory, a missing file still owned,
+    // `..` in the path, and a file nobody owns.
+    for path in [
+        "/opt/vt/file.txt",
+        "/opt/vt/shared.txt",
+        "/etc/vt/app.conf",
+        "/opt/vt/dir",
+        "/opt/vt/gone.txt",
+        "/opt/vt/bin/../file.txt",
+        "/opt",
+    ] {
+        let (want, _, want_code) = rpm_in(r, &["-qf", path]);
+        let (got, err, code) = sidecar(&["--root", rs, "--file", path]);
+        assert_eq!((&got, code), (&want, want_code), "{path}: {err}");
+    }
+    let (got, _, _) = sidecar(&["--root", rs, "--file", "/opt/vt/shared.txt"]);
+    assert_eq!(got.lines().count(), 2, "{got}");
+    // Through a symlinked directory: rpm --root looks the path up on the host (and fails);
+    // inside the root it is /opt/vt/file.txt, whose owner rpm names.
+    let (want, _, _) = rpm_in(r, &["-qf", "/opt/vt/file.txt"]);
+    let (got, err, code) = sidecar(&["--root", rs, "--file", "/vtlink/file.txt"]);
+    assert_eq!((got, code), (want, 0), "{err}");
+    // Not there at all: rpm's message, exit 1.
+    let (got, err, code) = sidecar(&["--root", rs, "--file", "/opt/vt/never"]);
+    assert_eq!((got.as_str(), code), ("", 1));
+    assert_eq!(
+        err,
+        "error: file /opt/vt/never: No such file or directory\n"
+    );
+}
+
+#[test]
+fn verify_and_owners_over_http() {
+    if !privileged(&[
+        "unshare",
+        "curl",
+        "/bin/busybox",
+        "rpm",
+        "rpmbuild",
+        "python3",
+    ]) {
+        return;
+    }
+    let top = TempDir::new("vt-http-build");
+    let rpms = build(top.path());
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let r = c.root.path();
+    install_and_change(r, &rpms);
+    let server = Server::start(&[]);
+
+    // GET /<c>/verify says what rpm -Va says, and what the command line's --json says.
+    let (want, _, _) = rpm_in(r, &["-Va", "--nodeps", "--noscripts"]);
+    let all = server.json(&format!("/{}/verify", c.id));
+    let lines: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let ac = f["attr"].as_str().unwrap().chars().next().unwrap_or(' ');
+            match f["flags"].as_str() {
+                Some(flags) => format!("{flags}  {ac} {}", f["path"].as_str().unwrap()),
+                None => format!("missing   {ac} {}", f["path"].as_str().unwrap()),
+            }
+        })
+        .collect();
+    assert_eq!(lines.join("\n") + "\n", want);
+    let gone = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/opt/vt/gone.txt")
+        .unwrap();
+    assert_eq!(gone["missing"], true);
+    assert_eq!(gone["package"], "vt-files-1.0-1.noarch");
+    let conf = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/etc/vt/app.conf")
+        .unwrap();
+    assert_eq!(
+        (&conf["flags"], &conf["attr"]),
+        (&Value::from("..5......"), &Value::from("cn"))
+    );
+    let out = Command::new(SIDECAR)
+        .args(["rpms", &c.id, "--verify", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), all);
+    // One package, and a clean one.
+    let fifo = server.json(&format!("/{}/rpms/vt-fifo/verify", c.id));
+    assert_eq!(fifo[0]["flags"], ".M.......", "{fifo}");
+    assert_eq!(
+        server.json(&format!("/{}/rpms/vt-clean/verify", c.id)),
+        serde_json::json!([])
+    );
+    let (status, v) = server.request("GET", &format!("/{}/rpms/no-such/verify", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("package_not_found"))
+    );
+
+    // GET /<c>/rpms?file=: the listing's objects of the owners.
+    let shared = server.json(&format!("/{}/rpms?file=/opt/vt/shared.txt", c.id));
+    assert_eq!(shared["path"], "/opt/vt/shared.txt");
+    let names: Vec<&str> = shared["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["vt-shared", "vt-files"]);
+    assert_eq!(shared["owners"][0]["version"], "1.0");
+    let via_link = server.json(&format!("/{}/rpms?file=/vtlink/file.txt", c.id));
+    assert_eq!(via_link["owners"][0]["name"], "vt-files");
+    let nobody = server.json(&format!("/{}/rpms?file=/etc/hostname", c.id));
+    assert_eq!(nobody["owners"], serde_json::json!([]));
+    let (status, v) = server.request("GET", &format!("/{}/rpms?file=etc/hostname", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad_path")),
+        "{v}"
+    );
+
+    // A package whose file list does not hold together (DIRINDEXES past DIRNAMES): its own
+    // detail shows no files and says why, other packages' answers are unchanged, and its
+    // verification fails silently as rpm's does (nothing printed, exit 1).
+    let db = r.join("var/lib/rpm/rpmdb.sqlite");
+    let installed = sidecar::rpmdb::read_path(&r.join("var/lib/rpm")).unwrap();
+    let instance = |name: &str| {
+        installed
+            .packages
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .instance
+    };
+    run(Command::new("python3")
+        .arg(TOOL)
+        .arg("sqlite")
+        .arg(&db)
+        .arg(instance("vt-shared").to_string())
+        .arg("dirindex"));
+    run(Command::new("touch").args(["-d", "1 hour ago"]).arg(&db));
+    let broken = server.json(&format!("/{}/rpms/vt-shared", c.id));
+    assert_eq!(broken[0]["files"], serde_json::json!([]));
+    assert!(broken[0]["files_error"].is_string(), "{broken}");
+    let files = server.json(&format!("/{}/rpms/vt-files", c.id));
+    assert!(files[0]["files"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("/opt/vt/shared.txt")));
+    let v = server.json(&format!("/{}/rpms/vt-shared/verify", c.id));
+    assert!(v[0]["path"].is_null() && v[0]["error"].is_string(), "{v}");
+    let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", "vt-shared"]);
+    let out = Command::new(SIDECAR)
+        .args(["rpms", &c.id, "--verify", "vt-shared"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code()
+        ),
+        (want, Some(want_code))
+    );
+    assert_eq!(want_code, 1);
+
+    // A damaged record: left out, counted in a header, listed in GET /<c>, logged.
+    let listing = server.json(&format!("/{}/rpms", c.id));
+    assert_eq!(listing.as_array().unwrap().len(), 4);
+    let clean = sidecar::rpmdb::read_path(&r.join("var/lib/rpm"))
+        .unwrap()
+        .packages
+        .into_iter()
+        .find(|p| p.name == "vt-clean")
+        .unwrap();
+    run(Command::new("python3")
+        .arg(TOOL)
+        .args(["sqlite"])
+        .arg(&db)
+        .arg(clean.instance.to_string())
+        .arg("cut:100"));
+    run(Command::new("touch").args(["-d", "1 hour ago"]).arg(&db));
+    let headers = TempDir::new("vt-headers");
+    let hfile = headers.path().join("h");
+    let (status, body) = curl(&[
+        "--digest",
+        "--user",
+        &format!("{USER}:{PASSWORD}"),
+        "-D",
+        hfile.to_str().unwrap(),
+        &format!("{}/{}/rpms", server.url, c.id),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let head = fs::read_to_string(&hfile).unwrap().to_ascii_lowercase();
+    assert!(head.contains("x-sidecar-skipped-records: 1\r\n"), "{head}");
+    let one = server.json(&format!("/{}", c.id));
+    let skipped = &one["rpm_database"]["skipped_records"];
+    assert_eq!(skipped[0]["instance"], clean.instance, "{one}");
+    assert!(skipped[0]["why"].as_str().is_some_and(|w| !w.is_empty()));
+    assert_eq!(one["rpm_database"]["packages"], 3);
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"skipped_records\":1") && l.contains("/rpms")),
+        "{log:#?}"
+    );
+    // Nothing new beside the database (no -shm, no journal).
+    let mut names: Vec<String> = fs::read_dir(r.join("var/lib/rpm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.ends_with("-shm") && !n.ends_with("-journal")),
+        "{names:?}"
+    );
+
+    // A FIFO planted where rpm's newest layout keeps its database (this container's root
+    // only): looked at, refused, never opened; nothing blocks.
+    let sysimage = r.join("usr/lib/sysimage/rpm");
+    fs::create_dir_all(&sysimage).unwrap();
+    run(Command::new("mkfifo").arg(sysimage.join("rpmdb.sqlite")));
+    let t = std::time::Instant::now();
+    let (status, v) = server.request("GET", &format!("/{}/rpms", c.id));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("database_unreadable")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular file")),
+        "{v}"
+    );
+    let (status, _) = server.get(&format!("/{}", c.id));
+    assert_eq!(status, 200);
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+}
