@@ -456,8 +456,8 @@ pub fn sockets(a: Sockets) -> CliResult {
                 s.protocol.to_string(),
                 s.kind.unwrap_or("").to_string(),
                 s.state.to_string(),
-                s.local.clone().unwrap_or_else(|| "*".into()),
-                s.remote.clone().unwrap_or_else(|| "*".into()),
+                s.local.as_deref().map_or_else(|| "*".into(), visible),
+                s.remote.as_deref().map_or_else(|| "*".into(), visible),
                 owners.join(","),
             ]
         })
@@ -467,6 +467,20 @@ pub fn sockets(a: Sockets) -> CliResult {
         rows,
     );
     Ok(0)
+}
+
+/// A name for a table: control characters (a newline in a socket's path) as `\n`, `\u{1}`, so
+/// that one entry stays one row. `--json` has the exact name.
+fn visible(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// copy a file out of or into a container: cp <c>:<path> <local>, cp <local> <c>:<path>

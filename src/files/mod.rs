@@ -102,6 +102,34 @@ fn refuse_special(root: &Root, path: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// How a name (a file name, a symlink's target, a unix socket's path: bytes on Linux) goes
+/// into JSON, which carries only Unicode text. A name that is UTF-8 is given as it is (JSON
+/// escapes a newline or a control character exactly). One that is not is given for people
+/// with U+FFFD for each invalid sequence, and exactly as its bytes percent-encoded (every byte
+/// outside `A-Z a-z 0-9 - . _ ~ /` as `%HH`): the form the files routes take in their path.
+pub fn json_name(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(percent_encode(bytes)),
+        ),
+    }
+}
+
+/// Percent-encodes every byte outside `A-Z a-z 0-9 - . _ ~ /`.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn kind_name(t: FileType) -> &'static str {
     match t {
         FileType::RegularFile => "file",
