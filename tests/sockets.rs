@@ -82,7 +82,15 @@ fn a_listening_container_shows_its_sockets_with_their_owners() {
 fn socket_holder(c: &FakeContainer, script: &str, args: &[&str]) -> KillOnDrop {
     let mut p = KillOnDrop(
         Command::new("nsenter")
-            .args(["-t", &c.init.to_string(), "-n", "--", "python3", "-c", script])
+            .args([
+                "-t",
+                &c.init.to_string(),
+                "-n",
+                "--",
+                "python3",
+                "-c",
+                script,
+            ])
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
@@ -191,7 +199,16 @@ fn hundreds_of_sockets_are_all_listed_as_ss_lists_them() {
     }
     let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
     let up = Command::new("nsenter")
-        .args(["-t", &c.init.to_string(), "-n", "ip", "link", "set", "lo", "up"])
+        .args([
+            "-t",
+            &c.init.to_string(),
+            "-n",
+            "ip",
+            "link",
+            "set",
+            "lo",
+            "up",
+        ])
         .status()
         .unwrap();
     assert!(up.success());
@@ -202,7 +219,11 @@ fn hundreds_of_sockets_are_all_listed_as_ss_lists_them() {
         .args(["sockets", &c.id, "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ours = sidecar_entries(&list);
     let theirs = ss_entries(c.init);
@@ -274,7 +295,10 @@ fn unix_socket_names_are_kept_exactly() {
     has(&format!("{d}/   leading blanks"), None, "LISTEN");
     has(
         &format!("{d}/caf\u{FFFD}.sock"),
-        Some(&format!("{}/caf%E9.sock", sidecar::files::percent_encode(d.as_bytes()))),
+        Some(&format!(
+            "{}/caf%E9.sock",
+            sidecar::files::percent_encode(d.as_bytes())
+        )),
         "LISTEN",
     );
     has("@ abstract with\nnewline", None, "UNCONN");

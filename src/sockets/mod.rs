@@ -129,7 +129,10 @@ pub fn parse_unix(text: &[u8]) -> Vec<Socket> {
     while pos < text.len() {
         let Some((fields, after)) = unix_fields(&text[pos..]) else {
             // Not a record: skip the line (nothing the kernel writes).
-            pos += text[pos..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| i + 1);
+            pos += text[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |i| i + 1);
             continue;
         };
         let rest = &text[pos + after..];
@@ -387,9 +390,8 @@ mod tests {
         // blanks, bytes that are not UTF-8), a record with no path at all.
         let mut t = b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec();
         let rec = |inode: &str, path: &[u8]| {
-            let mut r =
-                format!("0000000000000000: 00000002 00000000 00010000 0001 01 {inode:>5}")
-                    .into_bytes();
+            let mut r = format!("0000000000000000: 00000002 00000000 00010000 0001 01 {inode:>5}")
+                .into_bytes();
             if !path.is_empty() {
                 r.push(b' ');
                 r.extend_from_slice(path);
