@@ -516,16 +516,22 @@ pub struct Cp {
 }
 
 /// Arguments that are not UTF-8 reach argh as a placeholder: a NUL (which no argument can
-/// hold) and the argument's index. `main` keeps the real bytes here.
+/// hold) and the argument's index. `main` keeps the real bytes here. So does `cp`'s `-`
+/// (stdin or stdout), which argh would take for an option.
 static RAW_ARGS: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
 
 /// Keeps the process's arguments as bytes and returns them as strings for argh, each one
 /// that is not UTF-8 replaced by its placeholder (see `raw_arg`).
 pub fn args_for_argh(raw: Vec<std::ffi::OsString>) -> Vec<String> {
+    let cp = raw.get(1).is_some_and(|a| a == "cp");
     let strings = raw
         .iter()
         .enumerate()
-        .map(|(i, a)| a.to_str().map_or_else(|| format!("\0{i}"), str::to_string))
+        .map(|(i, a)| match a.to_str() {
+            Some("-") if cp => format!("\0{i}"),
+            Some(s) => s.to_string(),
+            None => format!("\0{i}"),
+        })
         .collect();
     let _ = RAW_ARGS.set(raw);
     strings
