@@ -102,6 +102,8 @@ fn base_name(p: &[u8]) -> Option<&[u8]> {
 
 /// Runs `sidecar cp FROM TO`.
 pub fn run(from: &[u8], to: &[u8], opts: &Options) -> Result<(), String> {
+    describe(&shown(to));
+    stop_on_signals();
     // Only an argument with a `:` that is not a path can name a container: list them then.
     let may_name = |a: &[u8]| !a.starts_with(b"/") && !a.starts_with(b".") && a.contains(&b':');
     let all = if may_name(from) || may_name(to) {
@@ -159,6 +161,13 @@ enum Stage {
 
 static STAGE: Mutex<Stage> = Mutex::new(Stage::Preparing);
 
+/// The destination as the messages name it.
+static DEST: Mutex<String> = Mutex::new(String::new());
+
+fn describe(dest: &str) {
+    *DEST.lock().unwrap_or_else(|e| e.into_inner()) = dest.to_string();
+}
+
 fn stage() -> std::sync::MutexGuard<'static, Stage> {
     STAGE.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -184,7 +193,7 @@ fn commit<T>(f: impl FnOnce() -> T) -> T {
 /// Starts the thread that ends `cp` on SIGINT, SIGTERM or SIGHUP (blocked in every thread
 /// since `main`): it removes the temporary file, if any, and exits 128+N at once, wherever
 /// the copy stands (a blocking read of a pipe included).
-fn stop_on_signals(dest: String) {
+fn stop_on_signals() {
     const STOP: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
     std::thread::spawn(move || loop {
         let Some((sig, _)) = crate::sys::wait_signal(&STOP, 60_000) else {
@@ -196,6 +205,7 @@ fn stop_on_signals(dest: String) {
             _ => "SIGHUP",
         };
         let s = stage();
+        let dest = DEST.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let what = match &*s {
             Stage::Copying(dir, tmp) => {
                 let _ = rustix::fs::unlinkat(dir, tmp.as_slice(), AtFlags::empty());
@@ -240,7 +250,7 @@ fn copy_out(root: &Root, id: &str, path: &[u8], to: Place, opts: &Options) -> Re
     let mode = opts.mode.unwrap_or(st.st_mode & 0o777);
     let local = match to {
         Place::Std => {
-            stop_on_signals("stdout".into());
+            describe("stdout");
             let mut out = io::stdout().lock();
             let c = copy::stream(&mut src, &mut out).map_err(|e| format!("stdout: {e}"))?;
             return check_size(c.bytes, opts, "stdout");
@@ -251,7 +261,7 @@ fn copy_out(root: &Root, id: &str, path: &[u8], to: Place, opts: &Options) -> Re
     let name = base_name(path).unwrap_or(b"file");
     let target = local_target(&local, name)?;
     let shown_target = target.path.display().to_string();
-    stop_on_signals(shown_target.clone());
+    describe(&shown_target);
     if !target.replace {
         // A device or a FIFO: written into, as cp does; there is nothing to put in place.
         let mut out = File::options()
@@ -447,7 +457,7 @@ fn copy_in(root: &Root, id: &str, path: &[u8], from: Place, opts: &Options) -> R
         dest.extend_from_slice(&name);
     }
     let shown_dest = format!("{} in {id}", shown(&dest));
-    stop_on_signals(shown_dest.clone());
+    describe(&shown_dest);
     let wopts = files::WriteOptions {
         mode: opts.mode,
         new_mode: local_mode.unwrap_or(0o644),
