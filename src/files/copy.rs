@@ -1,7 +1,8 @@
 //! Copying a file's bytes, for `sidecar cp` both ways. Between regular files the copy is
-//! sparse: `SEEK_DATA`/`SEEK_HOLE` find the data, only the data is read and written (with
-//! `copy_file_range` where the kernel can, so the bytes need not pass through us), and holes
-//! stay holes; anything else (a pipe, a terminal, a device) is copied as a stream.
+//! sparse: `SEEK_DATA`/`SEEK_HOLE` find the data, only the data is read and written, and holes
+//! stay holes; anything else (a pipe, a terminal, a device) is copied as a stream. The data
+//! goes through a 1 MiB buffer with `pread`/`pwrite`: `copy_file_range` was measured 2-4x
+//! slower than that (and than `cat`) for 1 GiB on this machine's ext4.
 //!
 //! Invariant: the destination ends up with exactly the source's bytes: the data at the same
 //! offsets, holes (read as zeros) where the source has holes, and the same length.
@@ -65,8 +66,6 @@ pub fn stream(src: &mut dyn Read, dst: &mut dyn Write) -> io::Result<Copied> {
 /// The sparse copy between regular files.
 fn copy_sparse(src: &File, dst: &File) -> io::Result<Copied> {
     let mut buf: Vec<u8> = Vec::new();
-    // copy_file_range until the kernel says it cannot between these two files.
-    let mut in_kernel = true;
     let mut off = 0u64;
     let mut data_bytes = 0u64;
     loop {
@@ -78,44 +77,21 @@ fn copy_sparse(src: &File, dst: &File) -> io::Result<Copied> {
         let hole = rustix::fs::seek(src, SeekFrom::Hole(data))?;
         let mut at = data;
         while at < hole {
-            let len = (hole - at).min(1 << 30);
-            let n = if in_kernel {
-                let (mut i, mut o) = (at, at);
-                match rustix::fs::copy_file_range(
-                    src,
-                    Some(&mut i),
-                    dst,
-                    Some(&mut o),
-                    len as usize,
-                ) {
-                    Ok(n) => n as u64,
-                    Err(
-                        Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP | Errno::BADF,
-                    ) => {
-                        in_kernel = false;
-                        continue;
-                    }
-                    Err(Errno::INTR) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                if buf.is_empty() {
-                    buf = vec![0u8; CHUNK];
-                }
-                let want = (len as usize).min(buf.len());
-                let n = match src.read_at(&mut buf[..want], at) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                dst.write_all_at(&buf[..n], at)?;
-                n as u64
+            if buf.is_empty() {
+                buf = vec![0u8; CHUNK];
+            }
+            let want = ((hole - at) as usize).min(buf.len());
+            let n = match src.read_at(&mut buf[..want], at) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
+            dst.write_all_at(&buf[..n], at)?;
             if n == 0 {
                 break; // the source shrank under us: it ends here
             }
-            at += n;
-            data_bytes += n;
+            at += n as u64;
+            data_bytes += n as u64;
         }
         off = at;
         if at < hole {
