@@ -108,6 +108,23 @@ fn packages() -> &'static BTreeMap<String, PathBuf> {
             },
             pkg("multi", "1", "1"),
             pkg("multi", "2", "1"),
+            // For the native checks against rpm --test.
+            Pkg { preamble: "Requires: ca-certificates >= 3", ..pkg("wantsnew", "1", "1") },
+            Pkg { preamble: "Requires: ca-certificates = 2", ..pkg("wantsold", "1", "1") },
+            Pkg { preamble: "Requires: /etc/pki/base.pem", ..pkg("filereq", "1", "1") },
+            Pkg { preamble: "Requires: /etc/nonexistent", ..pkg("filereq2", "1", "1") },
+            Pkg { preamble: "Conflicts: victim", ..pkg("hater", "1", "1") },
+            pkg("victim", "1", "1"),
+            Pkg { preamble: "Obsoletes: oldie < 2", ..pkg("successor", "1", "1") },
+            pkg("oldie", "1", "1"),
+            pkg("caretpkg", "1.0^git1", "1"),
+            Pkg { preamble: "Requires: caretpkg > 1.0", ..pkg("caretok", "1", "1") },
+            Pkg { preamble: "Requires: caretpkg >= 1.0.1", ..pkg("caretno", "1", "1") },
+            Pkg { preamble: "Requires: ca-certificates >= 2~rc1", ..pkg("tildeok", "1", "1") },
+            Pkg { preamble: "Requires: ca-certificates < 2~rc1", ..pkg("tildeno", "1", "1") },
+            Pkg { preamble: "Provides: libfoo.so.1", ..pkg("libfoo", "1", "1") },
+            Pkg { preamble: "Provides: libfoo.so.2", ..pkg("libfoo", "2", "1") },
+            Pkg { preamble: "Requires: libfoo.so.1", ..pkg("app", "1", "1") },
             // The overlay's /bin/sh, for the interpreter rpm requires of every scriptlet.
             Pkg {
                 preamble: "Provides: /bin/sh",
@@ -805,4 +822,126 @@ fn the_command_line_twins_and_sigterm() {
         "{err}"
     );
     assert!(c.rpm_qa().contains(&"slowpost-1-1.noarch".to_string()));
+}
+
+/// The problems the real rpm reports for `args` (`-U --test FILE` or `-e --test NAME`) in
+/// the container, as (type, str1, num1, message), sorted.
+fn real_problems(
+    c: &RpmContainer,
+    args: &[&str],
+    stdin: Option<&Path>,
+) -> Vec<(u32, Option<String>, u64, String)> {
+    let mut cmd = Command::new("nsenter");
+    cmd.args(["-t", &c.init.to_string(), "-a", "-r", "--", "rpm"])
+        .args(args)
+        .env("LC_ALL", "C");
+    if let Some(f) = stdin {
+        cmd.stdin(std::fs::File::open(f).unwrap());
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = sidecar::rootfs::Root::of_pid(c.init).unwrap();
+    let db = sidecar::packages::read_container(&root, &c.id, sidecar::rpmdb::Detail::Full).unwrap();
+    let (p, _) = sidecar::packages::transaction::parse_output(&text, &|n| {
+        sidecar::packages::transaction::instance_of(&db, n)
+    });
+    let mut v: Vec<_> = p
+        .into_iter()
+        .map(|p| (p.kind, p.str1, p.num1, p.message))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn native_checks_agree_with_rpm_test() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let mut seed: Vec<&str> = BASE.to_vec();
+    seed.extend([
+        "hater-1-1.noarch",
+        "successor-1-1.noarch",
+        "caretpkg-1.0^git1-1.noarch",
+        "libfoo-1-1.noarch",
+        "app-1-1.noarch",
+        "ltrace-0.7.3-1.noarch",
+    ]);
+    let c = RpmContainer::start(&seed, false);
+    let root = sidecar::rootfs::Root::of_pid(c.init).unwrap();
+    let full =
+        sidecar::packages::read_container(&root, &c.id, sidecar::rpmdb::Detail::Full).unwrap();
+    let files =
+        sidecar::packages::read_container(&root, &c.id, sidecar::rpmdb::Detail::Files).unwrap();
+    let entries: BTreeMap<u32, Vec<sidecar::rpmdb::FileEntry>> = files
+        .packages
+        .iter()
+        .map(|p| (p.instance, p.more().entries.clone()))
+        .collect();
+    let sorted = |p: Vec<sidecar::packages::transaction::Problem>| {
+        let mut v: Vec<_> = p
+            .into_iter()
+            .map(|p| (p.kind, p.str1, p.num1, p.message))
+            .collect();
+        v.sort();
+        v
+    };
+    let installs = [
+        "needy-1-1.noarch",
+        "wantsnew-1-1.noarch",
+        "wantsold-1-1.noarch",
+        "filereq-1-1.noarch",
+        "filereq2-1-1.noarch",
+        "conflicter-1-1.noarch",
+        "victim-1-1.noarch",
+        "oldie-1-1.noarch",
+        "caretok-1-1.noarch",
+        "caretno-1-1.noarch",
+        "tildeok-1-1.noarch",
+        "tildeno-1-1.noarch",
+        "fileclash-1-1.noarch",
+        "libfoo-2-1.noarch",
+        "ltrace-0.7.2-1.noarch",
+        "ltrace-0.7.3-2.noarch",
+        "freebie-1-1.noarch",
+    ];
+    let mut nonempty = 0;
+    for n in installs {
+        let f = rpm_file(n);
+        let bytes = std::fs::read(f).unwrap();
+        let (new, new_files) = sidecar::packages::native::parse_package_file(&bytes).unwrap();
+        let files_of = |p: &sidecar::rpmdb::Package| {
+            if p.instance == 0 {
+                new_files.clone()
+            } else {
+                entries.get(&p.instance).cloned().unwrap_or_default()
+            }
+        };
+        let native = sorted(sidecar::packages::native::check::check_install(
+            &full.packages,
+            &new,
+            &files_of,
+        ));
+        let real = real_problems(&c, &["-U", "--test", "/proc/self/fd/0"], Some(f));
+        assert_eq!(native, real, "install {n}");
+        nonempty += usize::from(!real.is_empty());
+    }
+    for name in ["ca-certificates", "freebie", "libfoo", "caretpkg", "app"] {
+        let target = full.packages.iter().find(|p| p.name == name).unwrap();
+        let native = sorted(sidecar::packages::native::check::check_erase(
+            &full.packages,
+            target,
+        ));
+        let real = real_problems(&c, &["-e", "--test", name], None);
+        assert_eq!(native, real, "erase {name}");
+        nonempty += usize::from(!real.is_empty());
+    }
+    assert!(
+        nonempty >= 10,
+        "the cases should mostly be problems ({nonempty})"
+    );
 }

@@ -11,14 +11,14 @@
 
 use super::vercmp::{ranges_overlap, SENSEMASK};
 use crate::packages::transaction::{nevra, problem_type as t, release_of, version_of, Problem};
-use crate::rpmdb::{Dependency, Package};
+use crate::rpmdb::{Dependency, FileEntry, Package};
 
 /// `RPMSENSE_RPMLIB`: a dependency on a capability of rpm itself.
 const RPMSENSE_RPMLIB: u32 = 1 << 24;
 
 /// The `rpmlib(...)` capabilities the native path provides (what its extraction and
 /// registration handle).
-pub const RPMLIB_PROVIDES: [&str; 10] = [
+pub const RPMLIB_PROVIDES: [&str; 13] = [
     "rpmlib(CompressedFileNames)",
     "rpmlib(PayloadFilesHavePrefix)",
     "rpmlib(PayloadIsBzip2)",
@@ -29,42 +29,32 @@ pub const RPMLIB_PROVIDES: [&str; 10] = [
     "rpmlib(PartialHardlinkSets)",
     "rpmlib(VersionedDependencies)",
     "rpmlib(ExplicitPackageProvide)",
+    "rpmlib(TildeInVersions)",
+    "rpmlib(CaretInVersions)",
+    "rpmlib(FileCaps)",
 ];
 
-/// What a file of a package is, as far as a file conflict is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileInfo {
-    pub path: String,
-    /// `st_mode` as the header stores it (type and permissions).
-    pub mode: u16,
-    /// The file digest in hex (empty for anything but regular files).
-    pub digest: String,
-    /// The symlink target (empty for anything but symlinks).
-    pub link: String,
-    /// `RPMFILE_*` flags (`%config` 1, `%ghost` 64).
-    pub flags: u32,
+/// rpm's `rpmfilesCompare` for a file conflict: the same type, and for regular files the
+/// same digest, for symlinks the same target.
+fn same_file(a: &FileEntry, b: &FileEntry) -> bool {
+    let kind = |m: u16| m & 0o170000;
+    kind(a.mode) == kind(b.mode)
+        && match kind(a.mode) {
+            0o100000 => a.digest == b.digest,
+            0o120000 => a.linkto == b.linkto,
+            _ => true,
+        }
 }
 
-impl FileInfo {
-    fn is_dir(&self) -> bool {
-        self.mode & 0o170000 == 0o040000
-    }
-
-    /// rpm's `rpmfilesCompare`: same type, and for regular files the same digest, for
-    /// symlinks the same target.
-    fn same_as(&self, other: &FileInfo) -> bool {
-        let kind = |m: u16| m & 0o170000;
-        kind(self.mode) == kind(other.mode)
-            && match kind(self.mode) {
-                0o100000 => self.digest == other.digest,
-                0o120000 => self.link == other.link,
-                _ => true,
-            }
-    }
+fn is_dir(f: &FileEntry) -> bool {
+    f.mode & 0o170000 == 0o040000
 }
+
+/// `RPMFILE_GHOST`: not on disk, never in conflict.
+const RPMFILE_GHOST: u32 = 1 << 6;
 
 /// The files of an installed or new package (the caller decodes them from the header).
-pub type FilesOf<'a> = dyn Fn(&Package) -> Vec<FileInfo> + 'a;
+pub type FilesOf<'a> = dyn Fn(&Package) -> Vec<FileEntry> + 'a;
 
 /// Whether `dep` is provided by `p` (its Provides and its implicit `name = E:V-R`).
 fn provides(p: &Package, dep: &Dependency) -> bool {
@@ -115,6 +105,14 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
     let new_nevra = nevra(new);
     let mut problems = Vec::new();
     let new_evr = evr_of(new);
+    if let Some(p) = installed.iter().find(|p| nevra(p) == new_nevra) {
+        return vec![problem(
+            t::PKG_INSTALLED,
+            format!("package {new_nevra} is already installed"),
+            None,
+            p.instance,
+        )];
+    }
     // Older than what is installed under the same name (same arch or noarch).
     for p in installed
         .iter()
@@ -212,12 +210,15 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
     if !mine.is_empty() {
         for p in &staying {
             let theirs = files(p);
-            for f in mine.iter().filter(|f| !f.is_dir() && f.flags & 64 == 0) {
+            for f in mine
+                .iter()
+                .filter(|f| !is_dir(f) && f.flags & RPMFILE_GHOST == 0)
+            {
                 if let Some(o) = theirs
                     .iter()
-                    .find(|o| o.path == f.path && o.flags & 64 == 0)
+                    .find(|o| o.path == f.path && o.flags & RPMFILE_GHOST == 0)
                 {
-                    if !f.same_as(o) {
+                    if !same_file(f, o) {
                         problems.push(problem(
                             t::FILE_CONFLICT,
                             format!(
