@@ -607,6 +607,25 @@ fn small_ones() {
     let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
     let short = &c.id[..12];
     let server = Server::start(&[]);
+    // A wrong method says which ones the route takes.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            "-X",
+            "DELETE",
+        ])
+        .arg(format!("{}/version", server.url))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("HTTP/1.1 405") && text.contains("Allow: GET\r\n"),
+        "{text}"
+    );
     // The sidecar's own process is not shown.
     let me = server.child.id();
     let (status, v) = server.request("GET", &format!("/host/process/{me}"));

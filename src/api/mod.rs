@@ -24,6 +24,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// For a 405: the methods the route takes (the `Allow` header).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 }
@@ -303,13 +306,7 @@ impl App {
             }
             ["sockets"] => {
                 only(method, "GET")?;
-                let list = crate::sockets::list(c).map_err(|e| {
-                    ApiError::new(
-                        404,
-                        "container_not_found",
-                        format!("cannot read the sockets of {}: {e}", c.id),
-                    )
-                })?;
+                let list = crate::sockets::list(c).map_err(|e| sockets_error(c, &e))?;
                 Ok(Response::json(200, &json!(list)))
             }
             _ => Err(not_found(&req.path)),
@@ -510,6 +507,22 @@ fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Resp
     r
 }
 
+/// Why the sockets of a container could not be read, by errno, as files' errors are.
+fn sockets_error(c: &Container, e: &std::io::Error) -> ApiError {
+    let msg = |what: &str| format!("cannot read the sockets of {}: {e}{what}", c.id);
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ESRCH) => {
+            ApiError::new(404, "container_not_found", msg(" (it has exited)"))
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => ApiError::new(
+            403,
+            "permission_denied",
+            msg(": the sidecar needs CAP_SYS_PTRACE to read other processes' /proc/<pid>/net and fds"),
+        ),
+        _ => ApiError::new(500, "io_error", msg("")),
+    }
+}
+
 fn not_found(path: &str) -> ApiError {
     ApiError::new(
         404,
@@ -589,7 +602,7 @@ fn parse_pid(s: &str, c: &Container) -> Result<u32> {
     })
 }
 
-fn only(method: &str, allowed: &str) -> Result<()> {
+fn only(method: &str, allowed: &'static str) -> Result<()> {
     if method == allowed || (method == "HEAD" && allowed == "GET") {
         Ok(())
     } else {
@@ -597,12 +610,15 @@ fn only(method: &str, allowed: &str) -> Result<()> {
     }
 }
 
-fn method_not_allowed(allowed: &str) -> ApiError {
-    ApiError::new(
-        405,
-        "method_not_allowed",
-        format!("this route takes {allowed}"),
-    )
+fn method_not_allowed(allowed: &'static str) -> ApiError {
+    ApiError {
+        allow: Some(allowed),
+        ..ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("this route takes {allowed}"),
+        )
+    }
 }
 
 /// Notes about what a reply left out (a planted FIFO skipped), one `X-Sidecar-Note` header
@@ -626,10 +642,8 @@ fn add_notes(r: &mut Response, notes: &[String]) {
 
 pub fn error_response(e: ApiError) -> Response {
     let mut r = Response::error(e.status, e.code, &e.message);
-    if e.status == 405 {
-        if let Some(allowed) = e.message.strip_prefix("this route takes ") {
-            r.headers.push(("Allow".into(), allowed.to_string()));
-        }
+    if let Some(allowed) = e.allow {
+        r.headers.push(("Allow".into(), allowed.to_string()));
     }
     r
 }
