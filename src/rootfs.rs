@@ -64,29 +64,13 @@ impl Root {
 
     /// Opens `path` with `flags`, resolved inside the root, refusing procfs and sysfs.
     pub fn open_with(&self, path: &str, flags: OFlags) -> io::Result<File> {
-        if path.as_bytes().contains(&0) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "path holds a NUL byte",
-            ));
-        }
-        let rel = path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "." } else { rel };
-        // openat2 answers EAGAIN when a rename or mount raced with the lookup (it cannot
-        // then vouch for the result): a few tries, then the error.
-        let mut tries = 0;
-        let fd = loop {
-            match rustix::fs::openat2(
-                &self.fd,
-                rel,
-                flags,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            ) {
-                Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
-                other => break other?,
-            }
-        };
+        self.open_bytes(path.as_bytes(), flags)
+    }
+
+    /// `open_with` for a path given as bytes (names on Linux need not be UTF-8: `caf\xe9.txt`):
+    /// resolved inside the root, refusing procfs and sysfs.
+    pub fn open_bytes(&self, path: &[u8], flags: OFlags) -> io::Result<File> {
+        let fd = self.resolve(path, flags)?;
         let magic = crate::sys::fs_magic(&fd)?;
         if magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC {
             return Err(io::Error::new(
@@ -97,9 +81,15 @@ impl Root {
         Ok(File::from(fd))
     }
 
-    /// `open_with` for a path given as bytes (names on Linux need not be UTF-8: `caf\xe9.txt`):
-    /// resolved inside the root the same way, refusing procfs and sysfs.
-    pub fn open_bytes(&self, path: &[u8], flags: OFlags) -> io::Result<File> {
+    /// Resolves `path` inside the root with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
+    /// and opens it with `flags` (plus `O_CLOEXEC`), whatever file system it is on (callers
+    /// that read must refuse procfs and sysfs: `open_bytes` does).
+    ///
+    /// # Errors
+    /// Those of `openat2`; `InvalidInput` for a NUL byte. An `EAGAIN` (a rename or mount raced
+    /// with a lookup through `..`: the kernel cannot vouch for the result) is retried a few
+    /// times first.
+    pub fn resolve(&self, path: &[u8], flags: OFlags) -> io::Result<OwnedFd> {
         if path.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -112,21 +102,19 @@ impl Root {
         } else {
             &path[start..]
         };
-        let fd = rustix::fs::openat2(
-            &self.fd,
-            rel,
-            flags,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?;
-        let magic = crate::sys::fs_magic(&fd)?;
-        if magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "refusing a file on procfs or sysfs",
-            ));
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(
+                &self.fd,
+                rel,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+                other => return Ok(other?),
+            }
         }
-        Ok(File::from(fd))
     }
 
     /// Reads a small text file of the container (`/etc/passwd`, `/etc/hostname`), at most

@@ -373,31 +373,13 @@ impl App {
         let flag = |name: &str| matches!(req.query(name), Some("1" | "true" | "yes"));
         let test = flag("test");
         let wait = !matches!(req.query("wait"), Some("0" | "false" | "no"));
-        let root = root(c)?;
-        let setns_files = self.setns_files;
-        let run = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
-            exec::run_helper(
-                &transaction_request(c, argv, fd.is_some(), setns_files),
-                fd,
-                None,
-            )
-        };
-        let read_db = || packages::read_container(&root, &c.id, Detail::Full);
-        let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
-        let ctx = packages::transaction::Context {
-            container: &c.id,
-            run: &run,
-            read_db: &read_db,
-            read_only_fs: &read_only_fs,
-            wait,
-        };
-        let (out, verb) = match erase {
-            Some(spec) => (ctx.erase(spec, test)?, "erase"),
+        let (out, verb) = transact(c, self.setns_files, wait, |ctx| match erase {
+            Some(spec) => Ok((ctx.erase(spec, test)?, "erase")),
             None => {
                 let upload = packages::upload::receive(req.body, self.max_upload)?;
-                (ctx.install(&upload, test)?, "install")
+                Ok((ctx.install(&upload, test)?, "install"))
             }
-        };
+        })?;
         let mut r = Response::json(out.status, &out.reply);
         r.change = Some(json!({
             "container": c.id, verb: out.nevra, "method": "rpm", "test": test,
@@ -416,6 +398,34 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Runs `act` with the context of a package transaction in container `c`: rpm run through a
+/// fresh enter helper (no time-out), the database read natively through the container's
+/// root. The API's routes and the command line's `rpm-install`/`rpm-erase` both come here.
+pub fn transact<R>(
+    c: &Container,
+    setns_files: bool,
+    wait: bool,
+    act: impl FnOnce(&packages::transaction::Context<ApiError>) -> Result<R>,
+) -> Result<R> {
+    let root = root(c)?;
+    let run = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
+        exec::run_helper(
+            &transaction_request(c, argv, fd.is_some(), setns_files),
+            fd,
+            None,
+        )
+    };
+    let read_db = || packages::read_container(&root, &c.id, Detail::Full);
+    let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
+    act(&packages::transaction::Context {
+        container: &c.id,
+        run: &run,
+        read_db: &read_db,
+        read_only_fs: &read_only_fs,
+        wait,
+    })
 }
 
 /// The helper's request for one rpm run of a transaction: as uid 0 with the container's
@@ -579,7 +589,7 @@ fn write_options(req: &Request) -> Result<files::WriteOptions> {
 }
 
 /// The container's root, or why it cannot be opened.
-fn root(c: &Container) -> Result<Root> {
+pub(crate) fn root(c: &Container) -> Result<Root> {
     c.root().map_err(|e| match e.raw_os_error() {
         _ if e.kind() == std::io::ErrorKind::NotFound => ApiError::new(404, "container_not_found", e.to_string()),
         Some(libc::ENOENT) | Some(libc::ESRCH) => ApiError::new(404, "container_not_found", format!("container {} has exited", c.id)),

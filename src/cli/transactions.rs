@@ -9,9 +9,8 @@ use argh::FromArgs;
 use serde_json::Value;
 
 use super::{find, print_json, CliResult};
-use crate::api::{exec, transaction_request, ApiError};
-use crate::packages::{self, transaction, upload};
-use crate::rpmdb::Detail;
+use crate::api::{transact, ApiError};
+use crate::packages::{transaction, upload};
 
 /// install or update an RPM package in a running container, with its own rpm
 #[derive(FromArgs)]
@@ -83,26 +82,7 @@ fn run(
     ) -> Result<transaction::Outcome, transaction::TxError<ApiError>>,
 ) -> CliResult {
     let (all, i) = find(name)?;
-    let c = &all[i];
-    let root =
-        crate::rootfs::Root::of_pid(c.root_pid).map_err(|e| format!("container {}: {e}", c.id))?;
-    let run = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
-        exec::run_helper(
-            &transaction_request(c, argv, fd.is_some(), setns_files),
-            fd,
-            None,
-        )
-    };
-    let read_db = || packages::read_container(&root, &c.id, Detail::Full);
-    let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
-    let ctx = transaction::Context {
-        container: &c.id,
-        run: &run,
-        read_db: &read_db,
-        read_only_fs: &read_only_fs,
-        wait: true,
-    };
-    let out = act(&ctx).map_err(|e| ApiError::from(e).message)?;
+    let out = transact(&all[i], setns_files, true, |ctx| Ok(act(ctx)?)).map_err(|e| e.message)?;
     // A SIGTERM or SIGINT that came meanwhile waited for the transaction: say so.
     if let Some((sig, _)) = crate::sys::wait_signal(&[libc::SIGTERM, libc::SIGINT], 0) {
         let name = if sig == libc::SIGTERM {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::OFlags;
 use serde_json::{json, Value};
 
 use super::{summary, Database, Error};
@@ -63,19 +63,11 @@ struct Fingerprint {
 }
 
 fn stat_in_root(root: &Root, path: &str, follow: bool) -> io::Result<rustix::fs::Stat> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    let mut flags = OFlags::PATH;
     if !follow {
         flags |= OFlags::NOFOLLOW;
     }
-    let fd = rustix::fs::openat2(
-        root.fd(),
-        rel,
-        flags,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
+    let fd = root.resolve(path.as_bytes(), flags)?;
     Ok(rustix::fs::fstat(&fd)?)
 }
 

@@ -18,7 +18,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::fs::{FileType, Mode, OFlags, Stat};
 use serde::Serialize;
 
 use super::{caps, nevra, Database, Error};
@@ -212,15 +212,7 @@ impl Ids {
 }
 
 fn open_in_root(root: &Root, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
-    let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "." } else { rel };
-    Ok(rustix::fs::openat2(
-        root.fd(),
-        rel,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?)
+    root.resolve(path.as_bytes(), flags)
 }
 
 /// A directory of the root held open while its files are verified (a package's files come
