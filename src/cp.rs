@@ -250,8 +250,14 @@ fn copy_out(root: &Root, id: &str, path: &[u8], to: Place, opts: &Options) -> Re
     let mode = opts.mode.unwrap_or(st.st_mode & 0o777);
     let local = match to {
         Place::Std => {
+            // Always a stream, straight to descriptor 1: stdout may be a file opened for
+            // appending (`>> log`), where writing at offsets and cutting to a length is wrong.
             describe("stdout");
-            let mut out = io::stdout().lock();
+            let mut out = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .map_err(|e| format!("stdout: {e}"))?;
             let c = copy::stream(&mut src, &mut out).map_err(|e| format!("stdout: {e}"))?;
             return check_size(c.bytes, opts, "stdout");
         }

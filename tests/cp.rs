@@ -375,6 +375,25 @@ fn paths_as_cp_users_expect() {
     assert!(o.status.success());
     assert!(dir.path().join("passwd").exists());
 
+    // `-` is stdout, streamed: appending to a log keeps what the log held.
+    let log = dir.path().join("log");
+    std::fs::write(&log, "before\n").unwrap();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"$0\" cp {}:/etc/hostname - >> {}",
+            c.id,
+            log.display()
+        ))
+        .arg(SIDECAR)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("before\n{}\n", c.hostname)
+    );
+
     // Local names with a colon, relative to the working directory.
     let o = sidecar()
         .current_dir(dir.path())
