@@ -60,6 +60,14 @@ fn main() {
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
     }
+    // `serve` and `exec` read the signals blocked above, and `cp` removes its temporary file
+    // on them; the other commands change nothing, so ^C and SIGTERM simply end them.
+    if !matches!(
+        args.command,
+        Command::Serve(_) | Command::Exec(_) | Command::Cp(_)
+    ) {
+        let _ = sidecar::sys::unblock_signals(&sidecar::init::FORWARDED);
+    }
     let result = match args.command {
         Command::Serve(a) => cli::serve(a),
         Command::List(a) => cli::list(a),

@@ -257,6 +257,34 @@ fn hundreds_of_sockets_are_all_listed_as_ss_lists_them() {
     assert_eq!(count(&theirs, "udp"), 200);
     assert!(count(&theirs, "u_str") >= 300 + 80);
     assert_eq!(ours, theirs, "sidecar sockets and ss differ");
+    // A listing is a one-shot command: blocked writing to a reader that does not read (the
+    // JSON is far larger than a pipe), SIGTERM ends it at once, as it ends any tool.
+    let mut stuck = KillOnDrop(
+        Command::new(SIDECAR)
+            .args(["sockets", &c.id, "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = stuck.0.id();
+    wait_until("a blocked write", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe"))
+    });
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while stuck.0.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "SIGTERM did not end sidecar sockets"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(stuck.0.wait().unwrap().signal(), Some(libc::SIGTERM));
+
     // Every one of them is the python process's.
     let pid = holder.0.id();
     let held = list

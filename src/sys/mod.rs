@@ -135,6 +135,25 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Unblocks `signals` in the calling thread: with their default action they end the process
+/// (a one-shot command that has nothing to clean up lets ^C and SIGTERM work as for any tool).
+pub fn unblock_signals(signals: &[i32]) -> io::Result<()> {
+    // SAFETY: `set` is a local sigset_t initialised by sigemptyset before use; the pointers
+    // passed are valid for the duration of each call.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+    }
+    Ok(())
+}
+
 /// Waits up to `timeout_ms` for one of `signals` (which must be blocked) and returns its
 /// number and sender PID, or `None` on time-out or interruption.
 pub fn wait_signal(signals: &[i32], timeout_ms: u64) -> Option<(i32, i32)> {
