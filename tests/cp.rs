@@ -593,3 +593,46 @@ fn sparse_files_stay_sparse_both_ways() {
     );
     assert!(same(&local, &inside));
 }
+
+/// The API's side of the same fault: an upload whose client goes away half-way (a declared
+/// length not reached, a chunked body without its last chunk) replaces nothing.
+#[test]
+fn an_upload_cut_short_replaces_nothing() {
+    if !privileged(&["unshare", "/bin/busybox"]) {
+        return;
+    }
+    use std::io::Read;
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let conf = c.root.path().join("etc/app.conf");
+    let original = write_pattern(&conf, 2000);
+    let server = Server::start_raw(&["--no-auth"], &[]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let heads = [
+        format!(
+            "PUT /{}/files/etc/app.conf HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n",
+            c.id
+        ),
+        format!(
+            "PUT /{}/files/etc/app.conf HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n",
+            c.id
+        ),
+    ];
+    for head in heads {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&[b'z'; 65536]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        assert!(!reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(
+            std::fs::read(&conf).unwrap() == original,
+            "app.conf changed"
+        );
+        assert_eq!(
+            temporaries(&c.root.path().join("etc")),
+            Vec::<String>::new()
+        );
+    }
+    assert!(server.alive());
+}
