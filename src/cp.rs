@@ -251,8 +251,14 @@ fn copy_out(root: &Root, id: &str, path: &[u8], to: Place, opts: &Options) -> Re
     let mode = opts.mode.unwrap_or(st.st_mode & 0o777);
     let local = match to {
         Place::Std => {
+            // Always a stream, straight to descriptor 1: stdout may be a file opened for
+            // appending (`>> log`), where writing at offsets and cutting to a length is wrong.
             describe("stdout");
-            let mut out = io::stdout().lock();
+            let mut out = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .map_err(|e| format!("stdout: {e}"))?;
             let c = copy::stream(&mut src, &mut out).map_err(|e| format!("stdout: {e}"))?;
             return check_size(c.bytes, opts, "stdout");
         }
@@ -402,13 +408,13 @@ impl Drop for LocalUpload {
 
 /// This machine (a file, stdin) → container.
 fn copy_in(root: &Root, id: &str, path: &[u8], from: Place, opts: &Options) -> Result<(), String> {
-    let (mut src, name, local_mode, what) = match from {
+    let (mut src, name, what) = match from {
         Place::Std => {
             let fd = io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| format!("stdin: {e}"))?;
-            (File::from(fd), None, None, "stdin".to_string())
+            (File::from(fd), None, "stdin".to_string())
         }
         Place::Local(p) => {
             let f = File::open(OsStr::from_bytes(&p)).map_err(|e| format!("{}: {e}", shown(&p)))?;
@@ -420,9 +426,8 @@ fn copy_in(root: &Root, id: &str, path: &[u8], from: Place, opts: &Options) -> R
                 FileType::RegularFile => {}
                 _ => {} // a FIFO or device: a stream
             }
-            let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
             let name = base_name(&p).map(<[u8]>::to_vec);
-            (f, name, regular.then_some(st.st_mode & 0o777), shown(&p))
+            (f, name, shown(&p))
         }
         Place::Container { .. } => unreachable!("both sides a container is refused earlier"),
     };
@@ -461,7 +466,9 @@ fn copy_in(root: &Root, id: &str, path: &[u8], from: Place, opts: &Options) -> R
     describe(&shown_dest);
     let wopts = files::WriteOptions {
         mode: opts.mode,
-        new_mode: local_mode.unwrap_or(0o644),
+        // A new file is 0644 whatever the local file's mode (the rule: the mode a
+        // copy in keeps is the replaced file's; --mode says otherwise).
+        new_mode: 0o644,
         uid: opts.uid,
         gid: opts.gid,
         parents: opts.parents,

@@ -6,8 +6,14 @@
 //! from the container's processes' descriptors (`/proc/<pid>/fd/N -> socket:[inode]`).
 //! Parsers are pure functions over the text of those files.
 //!
+//! Unix sockets come from the kernel over netlink when the sidecar may join the container's
+//! network namespace (`diag`: names as counted bytes, as `ss` gets them), else from
+//! `/proc/<pid>/net/unix`, parsed by fields.
+//!
 //! Invariant: only the container's own processes are searched for owners, so a socket is
 //! never attributed to a process of another container sharing the network namespace (a pod).
+
+mod diag;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -282,7 +288,10 @@ pub fn list(c: &Container) -> std::io::Result<Vec<Socket>> {
             all.extend(parse_inet(&text, protocol));
         }
     }
-    all.extend(procfs::with_bytes(pid, "net/unix", parse_unix)?);
+    match diag::unix_sockets(pid) {
+        Ok(unix) => all.extend(unix),
+        Err(_) => all.extend(procfs::with_bytes(pid, "net/unix", parse_unix)?),
+    }
 
     let mut owners: BTreeMap<u64, Vec<Owner>> = BTreeMap::new();
     for (i, &p) in c.pids.iter().enumerate() {
