@@ -40,6 +40,7 @@ run: static
 test: test-deps static
 	cargo test -- --test-threads=2
 	./tests/e2e/run.sh
+	./tests/e2e/prototype.sh
 
 lint:
 	cargo fmt --check

@@ -21,6 +21,7 @@ if [ "${1:-}" = test ]; then
   pkg_for rpm rpm
   pkg_for rpmbuild rpm
   pkg_for hyperfine hyperfine
+  pkg_for openssl openssl
   [ -x /usr/bin/time ] || need+=(time)
   [ -x /bin/busybox ] || need+=(busybox-static)
   [ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)

@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use serde_json::json;
 
-use crate::api::http::{Limits, Listener, Server};
+use crate::api::http::{Limits, Listener, Server, UnixAccess};
 use crate::api::App;
 use crate::auth::{self, Auth};
 use crate::containers::{self, Container};
 use crate::{init, processes};
+
+mod transactions;
+pub use transactions::{rpm_erase, rpm_install, RpmErase, RpmInstall};
 
 pub type CliResult = Result<i32, String>;
 
@@ -49,6 +52,28 @@ pub struct Serve {
     /// seconds a client has to send its request (default 30)
     #[argh(option, default = "30")]
     pub request_timeout: u64,
+    /// seconds a client has to send its request head, from its first byte (default 10)
+    #[argh(option, default = "10")]
+    pub head_timeout: u64,
+    /// seconds a reply may take to send, whatever its size (default 600)
+    #[argh(option, default = "600")]
+    pub send_timeout: u64,
+    /// open connections at most (default 8 per worker, at least 64); when all are taken the
+    /// oldest one that has not sent a complete request is dropped
+    #[argh(option)]
+    pub max_connections: Option<usize>,
+    /// group (name or gid) allowed on unix sockets: mode 0660 instead of 0600
+    #[argh(option)]
+    pub unix_group: Option<String>,
+    /// serve TCP with TLS: the certificate chain (PEM; a Kubernetes TLS Secret's tls.crt)
+    #[argh(option)]
+    pub tls_cert: Option<String>,
+    /// the TLS private key (PEM; tls.key)
+    #[argh(option)]
+    pub tls_key: Option<String>,
+    /// require TLS client certificates signed by these CAs (PEM) on every route but /healthz
+    #[argh(option)]
+    pub tls_client_ca: Option<String>,
     /// also accept HTTP Basic authentication
     #[argh(switch)]
     pub allow_basic: bool,
@@ -105,7 +130,7 @@ pub struct Version {
     pub json: bool,
 }
 
-fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
+pub(crate) fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
     let all = containers::discover().map_err(|e| format!("cannot list /proc: {e}"))?;
     let id = containers::lookup(&all, name)
         .map_err(|e| e.to_string())?
@@ -115,7 +140,7 @@ fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
     Ok((all, i))
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -170,13 +195,24 @@ pub fn list(a: List) -> CliResult {
             })
             .collect();
         table(&["ID", "RUNTIME", "HOSTNAME", "PID", "PROCS", ""], rows);
+        for n in all
+            .iter()
+            .flat_map(|c| &c.notes)
+            .filter(|n| n.contains("skipped"))
+        {
+            eprintln!("sidecar: warning: {n}");
+        }
     }
     Ok(0)
 }
 
 pub fn ps(a: Ps) -> CliResult {
     let (all, i) = find(&a.container)?;
-    let procs = processes::list(&all[i]);
+    let listing = processes::list(&all[i]);
+    for n in &listing.notes {
+        eprintln!("sidecar: warning: {n}");
+    }
+    let procs = listing.processes;
     if a.json {
         print_json(&procs);
     } else {
@@ -260,9 +296,17 @@ pub fn serve(a: Serve) -> CliResult {
     } else {
         a.listen.clone()
     };
+    let access = UnixAccess {
+        group: a.unix_group.as_deref().map(group_id).transpose()?,
+    };
+    let tls = crate::api::tls::config(
+        a.tls_cert.as_deref(),
+        a.tls_key.as_deref(),
+        a.tls_client_ca.as_deref(),
+    )?;
     let listeners = listen
         .iter()
-        .map(|l| Listener::bind(l).map_err(|e| format!("cannot listen on {l}: {e}")))
+        .map(|l| Listener::bind(l, access).map_err(|e| format!("cannot listen on {l}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     if users.is_empty() && !a.no_auth && listeners.iter().any(Listener::is_tcp) {
         return Err("no credentials: give --credentials FILE or SIDECAR_USER/SIDECAR_PASSWORD, or --no-auth to serve TCP without authentication".into());
@@ -283,17 +327,30 @@ pub fn serve(a: Serve) -> CliResult {
         max_head: a.max_head,
         max_body: a.max_upload,
         request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+        head_timeout: Duration::from_secs(a.head_timeout.clamp(1, a.request_timeout.max(1))),
+        send_timeout: Duration::from_secs(a.send_timeout.max(1)),
         keep_alive: Duration::from_secs(15),
         workers: a.workers.max(1),
-        max_connections: (a.workers.max(1) * 8).max(64),
+        max_connections: a
+            .max_connections
+            .unwrap_or((a.workers.max(1) * 8).max(64))
+            .max(2),
     };
-    let server = Server::new(limits, Box::new(move |req| app.handle(req)));
+    let tls_on = tls.is_some();
+    let server = Server::new(limits, Box::new(move |req| app.handle(req)), tls);
     let mut threads = Vec::new();
     for l in listeners {
+        let tls_here = tls_on && l.is_tcp();
         eprintln!(
             "{}",
-            json!({"event": "listening", "address": l.describe(), "auth": auth_on, "read_only": a.read_only})
+            json!({"event": "listening", "address": l.describe(), "auth": auth_on, "tls": tls_here, "read_only": a.read_only})
         );
+        if auth_on && !tls_here && !l.is_loopback() {
+            eprintln!(
+                "{}",
+                json!({"event": "warning", "address": l.describe(), "message": "plain HTTP with authentication on a non-loopback address: Digest protects the password, not the requests and replies; give --tls-cert and --tls-key"})
+            );
+        }
         let s = Arc::clone(&server);
         threads.push(std::thread::spawn(move || s.serve(l)));
     }
@@ -303,7 +360,10 @@ pub fn serve(a: Serve) -> CliResult {
     for t in threads {
         let _ = t.join();
     }
-    while server.in_flight() > 0 && start.elapsed() < init::STOP_GRACE {
+    // Package transactions are never cut: they are waited for however long they take.
+    while server.in_flight() > 0
+        && (start.elapsed() < init::STOP_GRACE || crate::packages::transaction::active() > 0)
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!(
@@ -311,6 +371,22 @@ pub fn serve(a: Serve) -> CliResult {
         json!({"event": "stopped", "signal": sig, "in_flight": server.in_flight()})
     );
     Ok(0)
+}
+
+/// A group name (from this machine's /etc/group) or number.
+fn group_id(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    let text = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| format!("--unix-group {name}: no such group in /etc/group"))
 }
 
 /// list a container's RPM packages (read natively, without rpm), find which package owns a
@@ -727,6 +803,7 @@ pub fn exec(a: Exec) -> CliResult {
         privileged: a.privileged,
         setns_files: a.setns_files,
         stdin: None,
+        stdin_from_fd3: false,
     };
     match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
         Ok(done) => {

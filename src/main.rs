@@ -23,11 +23,16 @@ enum Command {
     Sockets(cli::Sockets),
     Cp(cli::Cp),
     Exec(cli::Exec),
+    RpmInstall(cli::RpmInstall),
+    RpmErase(cli::RpmErase),
 }
 
 fn main() {
     // Before any thread exists: signals are read synchronously (see init.rs).
     sidecar::init::block_signals();
+    // Descriptors inherited from whoever started us never reach a child (a helper, a program
+    // run in a container): they could lead out of it.
+    let _ = sidecar::sys::cloexec_from_3();
     // The server's internal helper role: not a command for people, so not in --help.
     if std::env::args().nth(1).as_deref() == Some("enter") {
         sidecar::sys::default_sigpipe();
@@ -36,6 +41,19 @@ fn main() {
     let args: Args = argh::from_env();
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
+    }
+    // Only `serve` (which stops cleanly), `exec` (which forwards them to its program), `cp`
+    // (which must not leave half a file) and the package transactions (never cut) read
+    // SIGTERM and SIGINT themselves; every other command simply dies of them.
+    if !matches!(
+        args.command,
+        Command::Serve(_)
+            | Command::Exec(_)
+            | Command::Cp(_)
+            | Command::RpmInstall(_)
+            | Command::RpmErase(_)
+    ) {
+        let _ = sidecar::sys::unblock_signals(&sidecar::init::FORWARDED);
     }
     let result = match args.command {
         Command::Serve(a) => cli::serve(a),
@@ -47,6 +65,8 @@ fn main() {
         Command::Sockets(a) => cli::sockets(a),
         Command::Cp(a) => cli::cp(a),
         Command::Exec(a) => cli::exec(a),
+        Command::RpmInstall(a) => cli::rpm_install(a),
+        Command::RpmErase(a) => cli::rpm_erase(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

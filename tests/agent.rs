@@ -436,7 +436,7 @@ fn malformed_and_hostile_requests_get_4xx_and_the_server_lives() {
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage", b"\x00\x01\x02 nonsense\r\n\r\n".to_vec(), 400),
         ("no version", b"GET /\r\n\r\n".to_vec(), 400),
-        ("lower-case method", b"get / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("lower-case method", b"get / HTTP/1.1\r\n\r\n".to_vec(), 501),
         (
             "absolute target",
             b"GET http://x/ HTTP/1.1\r\n\r\n".to_vec(),
@@ -594,6 +594,9 @@ fn healthz_answers_while_every_worker_is_busy() {
     let mut stdin = upload.0.stdin.take().unwrap();
     stdin.write_all(b"first part\n").unwrap();
     stdin.flush().unwrap();
+    // Give the upload time to take the worker before probing: a probe that arrived first
+    // would hold the only worker for its 401 round and the upload would get the 503.
+    std::thread::sleep(Duration::from_millis(500));
     let busy = || {
         curl(&[
             "--digest",

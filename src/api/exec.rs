@@ -136,22 +136,38 @@ pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
         privileged: b.privileged,
         setns_files,
         stdin: b.stdin,
+        stdin_from_fd3: false,
     }
 }
 
-/// Runs `req` through a fresh `sidecar enter` helper and returns its result.
+/// Runs `req` through a fresh `sidecar enter` helper and returns its result. The helper is
+/// killed when it is still running 15 s past the program's time-out.
 pub fn run(req: &enter::Request) -> Result<Finished, ApiError> {
+    let limit = Duration::from_secs_f64(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S))
+        + Duration::from_secs(15);
+    run_helper(req, None, Some(limit))
+}
+
+/// Runs `req` through a fresh `sidecar enter` helper: `fd3` becomes the helper's descriptor
+/// 3 (for `stdin_from_fd3`); `kill_after` bounds how long the helper may take (`None`: it
+/// is waited for however long it takes, as package transactions are).
+pub fn run_helper(
+    req: &enter::Request,
+    fd3: Option<std::os::fd::BorrowedFd<'_>>,
+    kill_after: Option<Duration>,
+) -> Result<Finished, ApiError> {
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::new(500, "internal", format!("exec helper: {what}: {e}"))
     };
-    let mut child = crate::init::spawn(
-        Command::new("/proc/self/exe")
-            .arg("enter")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    )
-    .map_err(|e| internal("cannot start", &e))?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("enter")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(fd) = fd3 {
+        crate::sys::give_fd_to_child(&mut cmd, fd, 3);
+    }
+    let mut child = crate::init::spawn(&mut cmd).map_err(|e| internal("cannot start", &e))?;
     let input = serde_json::to_vec(req).unwrap_or_default();
     if let Some(mut stdin) = child.stdin.take() {
         // The helper reads its whole request before anything else; a failure shows below.
@@ -159,8 +175,7 @@ pub fn run(req: &enter::Request) -> Result<Finished, ApiError> {
     }
     // The helper kills the program at its time-out; it may take a few seconds more to
     // collect what is left. Past that, it is stuck: kill it rather than hold a worker.
-    let limit = Duration::from_secs_f64(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S))
-        + Duration::from_secs(15);
+    let limit = kill_after.unwrap_or(Duration::from_secs(u32::MAX as u64));
     let deadline = Instant::now() + limit;
     let mut reply = Vec::new();
     let mut killed = false;

@@ -1,28 +1,46 @@
 //! A small HTTP/1.1 server on `std::net` and `std::os::unix::net`: one acceptor thread per
 //! listener, one thread per connection (bounded), keep-alive, `Expect: 100-continue`, chunked
-//! request bodies, and the limits a server facing hostile clients needs: request-head size
-//! (431), body size (413, refused before a byte of it is read), time to receive a request
-//! (408), concurrent requests (503), concurrent connections (503 from the acceptor).
+//! request bodies, optional TLS, and the limits a server facing hostile clients needs:
+//! request-head size (431) and time (408, `--head-timeout`), body size (413, refused before
+//! a byte of it is read), time to receive a request (408), time to send a reply
+//! (`--send-timeout`), concurrent requests (503), concurrent connections.
+//!
+//! The head is parsed by `httparse` (`head.rs`); bodies are framed in `body.rs`; sockets,
+//! TLS and deadlines are in `conn.rs`. This file is the connection loop.
 //!
 //! Invariants: the server never allocates what a client merely *declares* (bodies are
 //! streamed to the handler through a bounded reader, and an unread rest is never drained: the
-//! connection is closed instead); every read has a deadline; a panicking handler becomes a
-//! 500 for that request, never the end of the process.
+//! connection is closed instead); every read and write has a deadline; when every connection
+//! slot is taken, the oldest connection that has not sent a complete request head is
+//! dropped to make room (slow clients cannot lock others out, and `/healthz` keeps
+//! answering); a panicking handler becomes a 500 for that request, never the end of the
+//! process.
+
+mod body;
+mod conn;
+pub mod head;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use conn::{Closer, Conn, Stream};
+pub use conn::{Listener, UnixAccess};
+use head::{Framing, Head};
 
 /// The limits of one server, each a command-line flag.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_head: usize,
     pub max_body: u64,
+    /// From a request's first byte to the end of its head.
+    pub head_timeout: Duration,
+    /// From a request's first byte to the end of its body.
     pub request_timeout: Duration,
+    /// To write one reply, whatever its size.
+    pub send_timeout: Duration,
     pub keep_alive: Duration,
     pub workers: usize,
     pub max_connections: usize,
@@ -36,7 +54,10 @@ pub struct Request<'a> {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    /// The client's address (TCP and TLS).
     pub peer: Option<IpAddr>,
+    /// The client's uid (unix sockets, from `SO_PEERCRED`).
+    pub peer_uid: Option<u32>,
     pub peer_name: String,
     pub body: &'a mut dyn Read,
     /// Set by the server: whether a body was announced (Content-Length > 0 or chunked).
@@ -60,11 +81,18 @@ impl Request<'_> {
     }
 }
 
-/// A reply body: bytes, or a stream of known length (file contents).
+/// A reply body: bytes, a stream of known length (file contents), or a function that
+/// writes a body of unknown length as it goes (a directory listing), sent chunked.
 pub enum Body {
     Bytes(Vec<u8>),
     Stream(Box<dyn Read + Send>, u64),
+    /// An error from the function cuts the reply short (no last chunk): the client sees an
+    /// incomplete reply, never a truncated one that looks whole.
+    Writer(BodyWriter),
 }
+
+/// Writes a reply body of unknown length (see `Body::Writer`).
+pub type BodyWriter = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 pub struct Response {
     pub status: u16,
@@ -98,114 +126,31 @@ impl Response {
 
 pub type Handler = dyn Fn(&mut Request) -> Response + Send + Sync;
 
-/// A listening socket: TCP or unix.
-pub enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, std::path::PathBuf),
+/// TLS settings of a server: the rustls configuration, and whether a client certificate is
+/// required (for every path but those in `Server::always`).
+pub struct Tls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub require_client_cert: bool,
 }
 
-impl Listener {
-    /// Binds `host:port`, `[v6]:port` or `unix:/path` (a stale socket file is replaced).
-    pub fn bind(addr: &str) -> io::Result<Listener> {
-        if let Some(path) = addr.strip_prefix("unix:") {
-            let _ = std::fs::remove_file(path);
-            return Ok(Listener::Unix(UnixListener::bind(path)?, path.into()));
-        }
-        Ok(Listener::Tcp(TcpListener::bind(addr)?))
-    }
-
-    pub fn is_tcp(&self) -> bool {
-        matches!(self, Listener::Tcp(_))
-    }
-
-    /// What it is bound to, for logs (`127.0.0.1:8889`, `unix:/run/s.sock`).
-    pub fn describe(&self) -> String {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Listener::Unix(_, p) => format!("unix:{}", p.display()),
-        }
-    }
-
-    fn fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix(l, _) => l.as_fd(),
-        }
-    }
-
-    fn accept(&self) -> io::Result<Conn> {
-        match self {
-            Listener::Tcp(l) => {
-                let (s, a) = l.accept()?;
-                let _ = s.set_nodelay(true);
-                Ok(Conn::Tcp(s, a.ip()))
-            }
-            Listener::Unix(l, _) => Ok(Conn::Unix(l.accept()?.0)),
-        }
-    }
+/// A connection slot: when it began waiting for its current request head, and whether that
+/// head has arrived (a request is being handled).
+struct Slot {
+    id: u64,
+    since: Instant,
+    in_request: bool,
+    closer: Closer,
 }
 
-enum Conn {
-    Tcp(TcpStream, IpAddr),
-    Unix(UnixStream),
-}
-
-impl Conn {
-    fn try_clone(&self) -> io::Result<Conn> {
-        Ok(match self {
-            Conn::Tcp(s, a) => Conn::Tcp(s.try_clone()?, *a),
-            Conn::Unix(s) => Conn::Unix(s.try_clone()?),
-        })
-    }
-    fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
-        let d = Some(d.max(Duration::from_millis(1)));
-        match self {
-            Conn::Tcp(s, _) => s.set_read_timeout(d),
-            Conn::Unix(s) => s.set_read_timeout(d),
-        }
-    }
-    fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s, _) => s.set_write_timeout(Some(d)),
-            Conn::Unix(s) => s.set_write_timeout(Some(d)),
-        }
-    }
-    fn peer(&self) -> Option<IpAddr> {
-        match self {
-            Conn::Tcp(_, a) => Some(*a),
-            Conn::Unix(_) => None,
-        }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s, _) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s, _) => s.write(buf),
-            Conn::Unix(s) => s.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Shared state: the stop flag and the counters behind the 503s.
+/// Shared state: the stop flag, the connection slots and the counters behind the 503s.
 pub struct Server {
     pub limits: Limits,
     pub stopping: AtomicBool,
     busy: AtomicUsize,
-    connections: AtomicUsize,
+    slots: Mutex<Vec<Slot>>,
+    next_id: AtomicU64,
     handler: Box<Handler>,
+    tls: Option<Tls>,
     /// Paths that are answered even when every worker is busy (`/healthz`).
     pub always: Vec<&'static str>,
 }
@@ -217,14 +162,24 @@ impl Drop for Guard<'_> {
     }
 }
 
+/// Frees a connection's slot when its thread ends.
+struct SlotGuard<'a>(&'a Server, u64);
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.0.slots().retain(|s| s.id != self.1);
+    }
+}
+
 impl Server {
-    pub fn new(limits: Limits, handler: Box<Handler>) -> Arc<Server> {
+    pub fn new(limits: Limits, handler: Box<Handler>, tls: Option<Tls>) -> Arc<Server> {
         Arc::new(Server {
             limits,
             stopping: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
+            slots: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
             handler,
+            tls,
             always: vec!["/healthz"],
         })
     }
@@ -232,6 +187,41 @@ impl Server {
     /// Requests being handled now.
     pub fn in_flight(&self) -> usize {
         self.busy.load(Ordering::SeqCst)
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mark(&self, id: u64, in_request: bool) {
+        if let Some(s) = self.slots().iter_mut().find(|s| s.id == id) {
+            s.in_request = in_request;
+            s.since = Instant::now();
+        }
+    }
+
+    /// Takes a slot for a new connection. When all are taken, the oldest connection still
+    /// waiting for a complete head is shut down to make room; `None` when every slot holds a
+    /// request being handled.
+    fn take_slot(&self, closer: Closer) -> Option<u64> {
+        let mut slots = self.slots();
+        if slots.len() >= self.limits.max_connections {
+            let oldest = slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.in_request)
+                .min_by_key(|(_, s)| s.since)
+                .map(|(k, _)| k)?;
+            slots.swap_remove(oldest).closer.shutdown();
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        slots.push(Slot {
+            id,
+            since: Instant::now(),
+            in_request: false,
+            closer,
+        });
+        Some(id)
     }
 
     /// Accepts on `listener` until `stopping` is set (checked every 100 ms).
@@ -245,44 +235,44 @@ impl Server {
                     continue;
                 }
             }
-            let Ok(mut conn) = listener.accept() else {
+            let tls = self.tls.as_ref().map(|t| &t.config);
+            let Ok(conn) = listener.accept(tls) else {
                 continue;
             };
-            if self.connections.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
-                self.connections.fetch_sub(1, Ordering::SeqCst);
-                let _ = conn.set_write_timeout(Duration::from_secs(1));
-                let _ = write_response(
-                    &mut conn,
-                    Response::error(503, "busy", "too many connections; retry later"),
-                    false,
-                    false,
-                );
+            let Some(id) = conn.closer().ok().and_then(|c| self.take_slot(c)) else {
+                let mut s = Stream {
+                    conn,
+                    deadline: Some(Instant::now() + Duration::from_secs(1)),
+                };
+                let busy = Response::error(503, "busy", "every connection is busy; retry later");
+                let _ = write_response(&mut s, busy, false, false, false);
                 continue;
-            }
+            };
             let me = Arc::clone(self);
             let spawned = std::thread::Builder::new()
                 .stack_size(512 << 10)
                 .spawn(move || {
-                    let _g = Guard(&me.connections);
-                    me.connection(conn);
+                    let _g = SlotGuard(&me, id);
+                    me.connection(conn, id);
                 });
             if spawned.is_err() {
-                self.connections.fetch_sub(1, Ordering::SeqCst);
+                self.slots().retain(|s| s.id != id);
             }
         }
     }
 
-    fn connection(&self, conn: Conn) {
-        let Ok(write_half) = conn.try_clone() else {
-            return;
-        };
-        let mut out = write_half;
-        let _ = out.set_write_timeout(self.limits.request_timeout);
+    fn connection(&self, conn: Conn, id: u64) {
         let peer = conn.peer();
-        let peer_name = peer.map(|p| p.to_string()).unwrap_or_else(|| "unix".into());
+        let peer_uid = conn.peer_uid();
+        let peer_name = match (peer, peer_uid) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(uid)) => format!("unix:uid={uid}"),
+            (None, None) => "unix".into(),
+        };
+        let tls = conn.is_tls();
         let mut reader = BufReader::with_capacity(
             8192,
-            Deadline {
+            Stream {
                 conn,
                 deadline: None,
             },
@@ -292,6 +282,7 @@ impl Server {
             let idle_until = Instant::now() + self.limits.keep_alive;
             loop {
                 if self.stopping.load(Ordering::SeqCst) && reader.buffer().is_empty() {
+                    reader.get_mut().conn.close();
                     return;
                 }
                 let slice = Instant::now() + Duration::from_millis(250);
@@ -299,27 +290,38 @@ impl Server {
                 match reader.fill_buf() {
                     Ok([]) => return, // closed by the client
                     Ok(_) => break,
-                    Err(e) if is_timeout(&e) && Instant::now() < idle_until => continue,
+                    Err(e) if conn::is_timeout(&e) && Instant::now() < idle_until => continue,
                     Err(_) => return,
                 }
             }
             let started = Instant::now();
-            reader.get_mut().deadline = Some(started + self.limits.request_timeout);
-            let head = match read_head(&mut reader, self.limits.max_head) {
+            reader.get_mut().deadline = Some(started + self.limits.head_timeout);
+            let head = match head::read_and_parse(&mut reader, self.limits.max_head) {
                 Ok(h) => h,
-                Err(HeadError::Closed) => return,
                 Err(e) => {
-                    let (status, code, msg) = e.describe(self.limits.max_head);
-                    let resp = Response::error(status, code, &msg);
-                    audit(&peer_name, None, "-", "-", status, started, &[]);
-                    let _ = write_response(&mut out, resp, false, false);
+                    if let Some(r) = e.refusal(self.limits.max_head) {
+                        audit(&peer_name, None, "-", "-", r.status, started, None);
+                        reader.get_mut().deadline = Some(Instant::now() + Duration::from_secs(5));
+                        let resp = Response::error(r.status, r.code, &r.message);
+                        let _ = write_response(reader.get_mut(), resp, false, false, false);
+                    }
                     return;
                 }
             };
-            let keep = self.request(head, &mut reader, &mut out, peer, &peer_name, started);
+            self.mark(id, true);
+            reader.get_mut().deadline = Some(started + self.limits.request_timeout);
+            let client = Client {
+                peer,
+                peer_uid,
+                peer_name: &peer_name,
+                tls,
+            };
+            let keep = self.request(head, &mut reader, &client, started);
             if !keep || self.stopping.load(Ordering::SeqCst) {
+                reader.get_mut().conn.close();
                 return;
             }
+            self.mark(id, false);
         }
     }
 
@@ -327,128 +329,103 @@ impl Server {
     fn request(
         &self,
         head: Head,
-        reader: &mut BufReader<Deadline>,
-        out: &mut Conn,
-        peer: Option<IpAddr>,
-        peer_name: &str,
+        reader: &mut BufReader<Stream>,
+        client: &Client,
         started: Instant,
     ) -> bool {
         let keep_alive = head.keep_alive();
         let is_head = head.method == "HEAD";
-        let reply = |out: &mut Conn, resp: Response, keep: bool, user: Option<&str>| {
-            audit(
-                peer_name,
-                user,
-                &head.method,
-                &head.target,
-                resp.status,
-                started,
-                &audit_extra(&resp),
+        let send_timeout = self.limits.send_timeout;
+        let reply =
+            |reader: &mut BufReader<Stream>, resp: Response, keep: bool, user: Option<&str>| {
+                audit(
+                    client.peer_name,
+                    user,
+                    &head.method,
+                    &head.target,
+                    resp.status,
+                    started,
+                    Some(&resp),
+                );
+                let out = reader.get_mut();
+                out.deadline = Some(Instant::now() + send_timeout);
+                let http10 = head.version == 0;
+                let keep = keep && !(http10 && matches!(resp.body, Body::Writer(_)));
+                write_response(out, resp, keep, is_head, http10).is_ok() && keep
+            };
+        let refuse = |reader: &mut BufReader<Stream>, status: u16, code: &str, msg: &str| {
+            reply(reader, Response::error(status, code, msg), false, None)
+        };
+        if !METHODS.contains(&head.method.as_str()) {
+            let msg = format!(
+                "unknown method '{}' (methods are case-sensitive)",
+                head.method
             );
-            write_response(out, resp, keep, is_head).is_ok() && keep
+            return refuse(reader, 501, "not_implemented", &msg);
+        }
+        let Some((path, query)) = split_target(&head.target) else {
+            return refuse(
+                reader,
+                400,
+                "bad_request",
+                "the request target is not a valid path",
+            );
         };
-        let (path, query) = match split_target(&head.target) {
-            Some(pq) => pq,
-            None => {
-                return reply(
-                    out,
-                    Response::error(400, "bad_request", "the request target is not a valid path"),
-                    false,
-                    None,
-                )
-            }
+        let framing = match head.framing() {
+            Ok(f) => f,
+            Err(r) => return refuse(reader, r.status, r.code, &r.message),
         };
-        let chunked = head
-            .header("transfer-encoding")
-            .map(|t| t.eq_ignore_ascii_case("chunked"));
-        let length = match (head.header("content-length"), chunked) {
-            (_, Some(false)) => {
-                return reply(
-                    out,
-                    Response::error(
-                        400,
-                        "bad_request",
-                        "unsupported Transfer-Encoding (only chunked)",
-                    ),
-                    false,
-                    None,
-                )
-            }
-            (Some(_), Some(true)) => {
-                return reply(
-                    out,
-                    Response::error(
-                        400,
-                        "bad_request",
-                        "both Content-Length and Transfer-Encoding",
-                    ),
-                    false,
-                    None,
-                )
-            }
-            (Some(v), None) => match v.trim().parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    return reply(
-                        out,
-                        Response::error(400, "bad_request", "invalid Content-Length"),
-                        false,
-                        None,
-                    )
-                }
-            },
-            (None, _) => None,
+        let length = match framing {
+            Framing::Length(n) => Some(n),
+            Framing::None => Some(0).filter(|_| head.header("content-length").is_some()),
+            Framing::Chunked => None,
         };
         if length.is_some_and(|n| n > self.limits.max_body) {
             let msg = format!(
                 "the body is larger than the limit of {} bytes (--max-upload)",
                 self.limits.max_body
             );
-            return reply(
-                out,
-                Response::error(413, "payload_too_large", &msg),
-                false,
-                None,
+            return refuse(reader, 413, "payload_too_large", &msg);
+        }
+        let always = self.always.contains(&path.as_str());
+        if client.tls
+            && !always
+            && self.tls.as_ref().is_some_and(|t| t.require_client_cert)
+            && !reader.get_ref().conn.has_client_cert()
+        {
+            return refuse(
+                reader,
+                403,
+                "client_certificate_required",
+                "this server requires a TLS client certificate (curl --cert FILE --key FILE)",
             );
         }
-        let has_body = chunked == Some(true) || length.unwrap_or(0) > 0;
-        if !self.always.contains(&path.as_str()) {
+        let has_body = framing != Framing::None;
+        if !always {
             if self.busy.fetch_add(1, Ordering::SeqCst) >= self.limits.workers {
                 self.busy.fetch_sub(1, Ordering::SeqCst);
-                return reply(
-                    out,
-                    Response::error(503, "busy", "every worker is busy; retry later"),
-                    false,
-                    None,
-                );
+                return refuse(reader, 503, "busy", "every worker is busy; retry later");
             }
         } else {
             self.busy.fetch_add(1, Ordering::SeqCst);
         }
         let _g = Guard(&self.busy);
-        if has_body
-            && head
-                .header("expect")
-                .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-        {
-            let _ = out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if has_body && head.expects_continue() {
+            let out = reader.get_mut();
+            let _ = out
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .and_then(|_| out.flush());
         }
-        let mut body = BodyReader {
-            inner: reader,
-            remaining: length.unwrap_or(0),
-            chunked: chunked == Some(true),
-            chunk_done: false,
-            limit: self.limits.max_body,
-            total: 0,
-        };
+        let mut body = body::BodyReader::new(reader, framing, self.limits.max_body);
         let mut req = Request {
             method: head.method.clone(),
             target: head.target.clone(),
             path,
             query,
             headers: head.headers.clone(),
-            peer,
-            peer_name: peer_name.to_string(),
+            peer: client.peer,
+            peer_uid: client.peer_uid,
+            peer_name: client.peer_name.to_string(),
             body: &mut body,
             has_body,
             content_length: length,
@@ -464,9 +441,70 @@ impl Server {
                 });
         // An unread body is never drained (it may be huge): close the connection instead.
         let body_done = body.finished();
+        let failure = body.failure.take();
+        // A body that failed is answered here, whatever the handler made of the error: the
+        // status says what went wrong with the request, and nothing was committed.
+        let resp = match failure {
+            None => resp,
+            Some(body::BodyFailure::TooLarge) => Response::error(
+                413,
+                "payload_too_large",
+                &format!(
+                    "the body is larger than the limit of {} bytes (--max-upload)",
+                    self.limits.max_body
+                ),
+            ),
+            Some(body::BodyFailure::Malformed(m)) => {
+                Response::error(400, "bad_request", &format!("malformed chunked body: {m}"))
+            }
+            Some(body::BodyFailure::Timeout) => Response::error(
+                408,
+                "request_timeout",
+                "the request body was not received in time (--request-timeout)",
+            ),
+            Some(body::BodyFailure::Closed) => {
+                audit(
+                    client.peer_name,
+                    resp.user.as_deref(),
+                    &head.method,
+                    &head.target,
+                    400,
+                    started,
+                    None,
+                );
+                return false;
+            }
+        };
         let user = resp.user.clone();
-        reply(out, resp, keep_alive && body_done, user.as_deref())
+        reply(reader, resp, keep_alive && body_done, user.as_deref())
     }
+}
+
+/// The methods any route takes; others are 501 (RFC 9110 section 9.1).
+const METHODS: [&str; 5] = ["GET", "HEAD", "PUT", "POST", "DELETE"];
+
+/// Parses `data` as a client would send it: a head, its framing, and a body read to its
+/// end (at most 1 MiB kept). For the fuzzer (`fuzz/fuzz_targets/http_request.rs`): any
+/// bytes must give a request or a refusal, never a panic or a hang.
+#[doc(hidden)]
+pub fn parse_request_bytes(data: &[u8]) -> Result<(head::Head, u64), String> {
+    let mut r = BufReader::with_capacity(64, data);
+    let h = head::read_and_parse(&mut r, 16 << 10).map_err(|e| format!("{e:?}"))?;
+    let _ = h.keep_alive();
+    let _ = h.expects_continue();
+    let framing = h.framing().map_err(|e| e.message)?;
+    let _ = split_target(&h.target);
+    let mut body = body::BodyReader::new(&mut r, framing, 1 << 20);
+    let n = io::copy(&mut body, &mut io::sink()).map_err(|e| e.to_string())?;
+    Ok((h, n))
+}
+
+/// Who is on the other end of a connection.
+struct Client<'a> {
+    peer: Option<IpAddr>,
+    peer_uid: Option<u32>,
+    peer_name: &'a str,
+    tls: bool,
 }
 
 /// Prints one audit line on stderr.
@@ -477,7 +515,7 @@ fn audit(
     path: &str,
     status: u16,
     started: Instant,
-    extra: &[(&str, serde_json::Value)],
+    resp: Option<&Response>,
 ) {
     let mut line = serde_json::json!({
         "time": crate::procfs::format_utc(
@@ -489,254 +527,20 @@ fn audit(
         "status": status,
         "duration_ms": started.elapsed().as_millis() as u64,
     });
-    for (k, v) in extra {
-        line[*k] = v.clone();
+    if let Some(c) = resp.and_then(|r| r.change.as_ref()) {
+        line["change"] = c.clone();
+    }
+    // The damaged package records a reply left out (its `X-Sidecar-Skipped-Records`).
+    let skipped = resp.and_then(|r| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(crate::packages::SKIPPED_HEADER))
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    });
+    if let Some(n) = skipped {
+        line["skipped_records"] = n.into();
     }
     eprintln!("{line}");
-}
-
-/// What a reply adds to its audit line: what it changed, and the damaged package records
-/// it left out (`X-Sidecar-Skipped-Records`).
-fn audit_extra(resp: &Response) -> Vec<(&'static str, serde_json::Value)> {
-    let mut extra = Vec::new();
-    if let Some(c) = &resp.change {
-        extra.push(("change", c.clone()));
-    }
-    let name = crate::packages::SKIPPED_HEADER;
-    let skipped = resp
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| v.parse::<u64>().ok());
-    if let Some(n) = skipped {
-        extra.push(("skipped_records", n.into()));
-    }
-    extra
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// A connection whose every read must finish before `deadline`.
-struct Deadline {
-    conn: Conn,
-    deadline: Option<Instant>,
-}
-
-impl Read for Deadline {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(d) = self.deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "request deadline"));
-            }
-            self.conn.set_read_timeout(left)?;
-        }
-        self.conn.read(buf)
-    }
-}
-
-/// A request body: at most Content-Length bytes, or chunked, never past the body limit.
-struct BodyReader<'a> {
-    inner: &'a mut BufReader<Deadline>,
-    remaining: u64,
-    chunked: bool,
-    chunk_done: bool,
-    limit: u64,
-    total: u64,
-}
-
-impl BodyReader<'_> {
-    fn finished(&self) -> bool {
-        if self.chunked {
-            self.chunk_done
-        } else {
-            self.remaining == 0
-        }
-    }
-
-    fn next_chunk(&mut self) -> io::Result<()> {
-        let mut line = Vec::new();
-        (&mut *self.inner).take(64).read_until(b'\n', &mut line)?;
-        let text = std::str::from_utf8(&line)
-            .map_err(|_| bad("chunk size"))?
-            .trim();
-        let size = text.split(';').next().unwrap_or("");
-        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| bad("chunk size"))?;
-        if size == 0 {
-            // Trailers, then the empty line.
-            loop {
-                let mut t = Vec::new();
-                (&mut *self.inner).take(1024).read_until(b'\n', &mut t)?;
-                if t == b"\r\n" || t == b"\n" || t.is_empty() {
-                    break;
-                }
-            }
-            self.chunk_done = true;
-        }
-        self.remaining = size;
-        Ok(())
-    }
-}
-
-fn bad(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("malformed chunked body ({what})"),
-    )
-}
-
-impl Read for BodyReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.chunked && self.remaining == 0 && !self.chunk_done {
-            if self.total > 0 {
-                let mut crlf = [0u8; 2];
-                self.inner.read_exact(&mut crlf)?;
-            }
-            self.next_chunk()?;
-        }
-        if self.remaining == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the client closed the connection mid-body",
-            ));
-        }
-        self.remaining -= n as u64;
-        self.total += n as u64;
-        if self.total > self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "body over the upload limit",
-            ));
-        }
-        Ok(n)
-    }
-}
-
-struct Head {
-    method: String,
-    target: String,
-    version: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn keep_alive(&self) -> bool {
-        let conn = self.header("connection").map(|c| c.to_ascii_lowercase());
-        match self.version.as_str() {
-            "HTTP/1.1" => conn.as_deref() != Some("close"),
-            _ => conn.as_deref() == Some("keep-alive"),
-        }
-    }
-}
-
-#[derive(Debug)]
-enum HeadError {
-    Closed,
-    TooLarge,
-    Timeout,
-    Malformed(&'static str),
-}
-
-impl HeadError {
-    fn describe(&self, max: usize) -> (u16, &'static str, String) {
-        match self {
-            HeadError::TooLarge => (
-                431,
-                "header_too_large",
-                format!("the request head is larger than {max} bytes"),
-            ),
-            HeadError::Timeout => (
-                408,
-                "request_timeout",
-                "the request was not received in time".into(),
-            ),
-            HeadError::Malformed(w) => (400, "bad_request", format!("malformed request: {w}")),
-            HeadError::Closed => (400, "bad_request", "closed".into()),
-        }
-    }
-}
-
-/// Reads a request head (request line and headers) of at most `max` bytes.
-fn read_head(r: &mut BufReader<Deadline>, max: usize) -> Result<Head, HeadError> {
-    let mut raw = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        let limit = (max + 1).saturating_sub(raw.len()) as u64;
-        match (&mut *r).take(limit).read_until(b'\n', &mut line) {
-            Ok(0) if raw.is_empty() => return Err(HeadError::Closed),
-            Ok(0) => return Err(HeadError::Malformed("connection closed inside the head")),
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => return Err(HeadError::Timeout),
-            Err(_) => return Err(HeadError::Closed),
-        }
-        raw.extend_from_slice(&line);
-        if raw.len() > max {
-            return Err(HeadError::TooLarge);
-        }
-        if !line.ends_with(b"\n") {
-            return Err(HeadError::Malformed("connection closed inside the head"));
-        }
-        if line == b"\r\n" || line == b"\n" {
-            if raw.len() == line.len() {
-                raw.clear(); // tolerate blank lines before a request (RFC 9112 2.2)
-                continue;
-            }
-            break;
-        }
-    }
-    let text =
-        std::str::from_utf8(&raw).map_err(|_| HeadError::Malformed("the head is not UTF-8"))?;
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let request_line = lines.next().unwrap_or("");
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed("request line"));
-    };
-    if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || !version.starts_with("HTTP/1.")
-    {
-        return Err(HeadError::Malformed("request line"));
-    }
-    let mut headers = Vec::new();
-    for l in lines.filter(|l| !l.is_empty()) {
-        let (k, v) = l
-            .split_once(':')
-            .ok_or(HeadError::Malformed("header line without ':'"))?;
-        if k.is_empty()
-            || k.bytes()
-                .any(|b| b == b' ' || b == b'\t' || b.is_ascii_control())
-        {
-            return Err(HeadError::Malformed("header name"));
-        }
-        headers.push((k.to_string(), v.trim().to_string()));
-    }
-    Ok(Head {
-        method: method.into(),
-        target: target.into(),
-        version: version.into(),
-        headers,
-    })
 }
 
 /// Splits a request target into its decoded path and query pairs. `None` for targets that
@@ -799,23 +603,36 @@ fn reason(status: u16) -> &'static str {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         _ => "Unknown",
     }
 }
 
-fn write_response(out: &mut Conn, resp: Response, keep: bool, head_only: bool) -> io::Result<()> {
-    let len = match &resp.body {
-        Body::Bytes(b) => b.len() as u64,
-        Body::Stream(_, n) => *n,
+/// Writes `resp`. An HTTP/1.0 client (`http10`) cannot take chunks: a body of unknown
+/// length is then sent as it is and ended by closing the connection.
+fn write_response(
+    out: &mut impl Write,
+    resp: Response,
+    keep: bool,
+    head_only: bool,
+    http10: bool,
+) -> io::Result<()> {
+    let close_delimited = http10 && matches!(resp.body, Body::Writer(_));
+    let keep = keep && !close_delimited;
+    let framing = match &resp.body {
+        Body::Bytes(b) => format!("Content-Length: {}\r\n", b.len()),
+        Body::Stream(_, n) => format!("Content-Length: {n}\r\n"),
+        Body::Writer(_) if close_delimited => String::new(),
+        Body::Writer(_) => "Transfer-Encoding: chunked\r\n".to_string(),
     };
     let mut head = format!("HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status));
     for (k, v) in &resp.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str(&format!(
-        "Content-Length: {len}\r\nConnection: {}\r\n\r\n",
+        "{framing}Connection: {}\r\n\r\n",
         if keep { "keep-alive" } else { "close" }
     ));
     let mut w = io::BufWriter::with_capacity(64 << 10, out);
@@ -830,9 +647,34 @@ fn write_response(out: &mut Conn, resp: Response, keep: bool, head_only: bool) -
                     return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
                 }
             }
+            Body::Writer(f) if close_delimited => f(&mut w)?,
+            Body::Writer(f) => {
+                let mut chunks = io::BufWriter::with_capacity(32 << 10, Chunked(&mut w));
+                f(&mut chunks)?;
+                chunks.flush()?;
+                drop(chunks);
+                w.write_all(b"0\r\n\r\n")?;
+            }
         }
     }
     w.flush()
+}
+
+/// Writes each buffer it is given as one chunk (RFC 9112 section 7.1).
+struct Chunked<W: Write>(W);
+
+impl<W: Write> Write for Chunked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            write!(self.0, "{:x}\r\n", buf.len())?;
+            self.0.write_all(buf)?;
+            self.0.write_all(b"\r\n")?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 pub mod exec;
 pub mod http;
+pub mod tls;
 
 use serde_json::{json, Value};
 
@@ -124,7 +125,9 @@ impl App {
                 &req.method,
                 &req.target,
                 req.header("authorization"),
-                req.peer,
+                req.peer
+                    .map(crate::auth::Peer::Ip)
+                    .or(req.peer_uid.map(crate::auth::Peer::Uid)),
             ) {
                 Verdict::User(u) => Some(u),
                 Verdict::Throttled => {
@@ -209,7 +212,10 @@ impl App {
             }
             ["process" | "processes"] => {
                 only(method, "GET")?;
-                Ok(Response::json(200, &json!(processes::list(c))))
+                let listing = processes::list(c);
+                let mut r = Response::json(200, &json!(listing.processes));
+                add_notes(&mut r, &listing.notes);
+                Ok(r)
             }
             ["process" | "processes", pid] => {
                 let pid = parse_pid(pid, c)?;
@@ -231,6 +237,7 @@ impl App {
                     _ => Err(method_not_allowed("GET, DELETE")),
                 }
             }
+            ["rpms"] if method == "PUT" => self.transaction(req, c, None),
             ["rpms"] => {
                 only(method, "GET")?;
                 let root = root(c)?;
@@ -257,8 +264,11 @@ impl App {
                 let v = packages::verify_json(&found);
                 Ok(with_skipped(Response::json(200, &v), &db, c))
             }
+            ["rpms", name] if method == "DELETE" => self.transaction(req, c, Some(name)),
             ["rpms", name] => {
-                only(method, "GET")?;
+                if method != "GET" && method != "HEAD" {
+                    return Err(method_not_allowed("GET, DELETE"));
+                }
                 let db = packages::read_container(&root(c)?, &c.id, Detail::Named(name))?;
                 let list: Vec<Value> = packages::by_name(&db, name)?
                     .into_iter()
@@ -316,7 +326,13 @@ impl App {
                     user: None,
                     change: None,
                 }),
-                files::Found::Dir(entries) => Ok(Response::json(200, &json!(entries))),
+                files::Found::Dir(listing) => Ok(Response {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: http::Body::Writer(Box::new(move |out| listing.write_json(out))),
+                    user: None,
+                    change: None,
+                }),
             },
             "PUT" => {
                 self.writable()?;
@@ -337,6 +353,52 @@ impl App {
             }
             _ => Err(method_not_allowed("GET, PUT, DELETE")),
         }
+    }
+
+    /// `PUT /<c>/rpms` (install or update the uploaded package) and `DELETE /<c>/rpms/<name>`
+    /// (`erase`), through the container's own rpm; `?test=1` checks only, `?wait=0` answers
+    /// 409 instead of queueing behind another transaction on the container.
+    fn transaction(
+        &self,
+        req: &mut Request,
+        c: &Container,
+        erase: Option<&str>,
+    ) -> Result<Response> {
+        self.writable()?;
+        let flag = |name: &str| matches!(req.query(name), Some("1" | "true" | "yes"));
+        let test = flag("test");
+        let wait = !matches!(req.query("wait"), Some("0" | "false" | "no"));
+        let root = root(c)?;
+        let setns_files = self.setns_files;
+        let run = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
+            exec::run_helper(
+                &transaction_request(c, argv, fd.is_some(), setns_files),
+                fd,
+                None,
+            )
+        };
+        let read_db = || packages::read_container(&root, &c.id, Detail::Full);
+        let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
+        let ctx = packages::transaction::Context {
+            container: &c.id,
+            run: &run,
+            read_db: &read_db,
+            read_only_fs: &read_only_fs,
+            wait,
+        };
+        let (out, verb) = match erase {
+            Some(spec) => (ctx.erase(spec, test)?, "erase"),
+            None => {
+                let upload = packages::upload::receive(req.body, self.max_upload)?;
+                (ctx.install(&upload, test)?, "install")
+            }
+        };
+        let mut r = Response::json(out.status, &out.reply);
+        r.change = Some(json!({
+            "container": c.id, verb: out.nevra, "method": "rpm", "test": test,
+            "status": out.reply["status"], "problems": out.reply.get("problems"),
+        }));
+        Ok(r)
     }
 
     fn writable(&self) -> Result<()> {
@@ -371,6 +433,74 @@ fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Resp
     r
 }
 
+/// The helper's request for one rpm run of a transaction: as uid 0 with the container's
+/// capability set (as `podman exec --user 0`), no time-out, messages in rpm's own (C locale)
+/// words; with `stdin_from_fd3`, the uploaded package is the program's stdin.
+pub fn transaction_request(
+    c: &Container,
+    argv: &[&str],
+    stdin_from_fd3: bool,
+    setns_files: bool,
+) -> crate::enter::Request {
+    let (pid, starttime) = c.entry_point();
+    crate::enter::Request {
+        container: c.id.clone(),
+        pid,
+        starttime,
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: [("LC_ALL".to_string(), "C".to_string())]
+            .into_iter()
+            .collect(),
+        cwd: Some("/".into()),
+        user: Some("0".into()),
+        ns: None,
+        timeout_s: None,
+        privileged: false,
+        setns_files,
+        stdin: None,
+        stdin_from_fd3,
+    }
+}
+
+impl From<packages::transaction::TxError<ApiError>> for ApiError {
+    fn from(e: packages::transaction::TxError<ApiError>) -> ApiError {
+        use packages::transaction::TxError as T;
+        match e {
+            T::Run(e) => e,
+            T::Db(e) => e.into(),
+            T::RpmNotAvailable(m) => ApiError::new(422, "rpm_not_available", m),
+            T::ReadOnly(m) => ApiError::new(409, "read_only_filesystem", m),
+            T::InProgress(m) => ApiError::new(409, "transaction_in_progress", m),
+            T::Ambiguous { spec, candidates } => ApiError::new(
+                409,
+                "ambiguous_package",
+                format!(
+                    "several installed packages answer to '{spec}': {}; nothing was erased: name one of them",
+                    candidates.join(", ")
+                ),
+            ),
+        }
+    }
+}
+
+impl From<packages::upload::UploadError> for ApiError {
+    fn from(e: packages::upload::UploadError) -> ApiError {
+        match &e {
+            packages::upload::UploadError::Bad(_) => {
+                ApiError::new(422, "bad_package", e.to_string())
+            }
+            packages::upload::UploadError::Io(io)
+                if io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                ApiError::new(413, "payload_too_large", e.to_string())
+            }
+            packages::upload::UploadError::Io(_) => {
+                ApiError::new(400, "upload_failed", e.to_string())
+            }
+        }
+    }
+}
+
 fn not_found(path: &str) -> ApiError {
     ApiError::new(
         404,
@@ -391,7 +521,11 @@ fn write_options(req: &Request) -> Result<files::WriteOptions> {
     let num = |name: &str, radix: u32, default: u32| -> Result<u32> {
         match req.query(name) {
             None | Some("") => Ok(default),
-            Some(v) => u32::from_str_radix(v, radix).map_err(|_| bad(name, v)),
+            // (uid_t)-1 means "no change" to chown: refused rather than misreported.
+            Some(v) => u32::from_str_radix(v, radix)
+                .ok()
+                .filter(|&n| n != u32::MAX)
+                .ok_or_else(|| bad(name, v)),
         }
     };
     let mode = num("mode", 8, 0o644)?;
@@ -443,6 +577,25 @@ fn method_not_allowed(allowed: &str) -> ApiError {
         "method_not_allowed",
         format!("this route takes {allowed}"),
     )
+}
+
+/// Notes about what a reply left out (a planted FIFO skipped), one `X-Sidecar-Note` header
+/// each (documented in the README), printable ASCII only.
+fn add_notes(r: &mut Response, notes: &[String]) {
+    for n in notes {
+        let clean: String = n
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .take(512)
+            .collect();
+        r.headers.push(("X-Sidecar-Note".into(), clean));
+    }
 }
 
 pub fn error_response(e: ApiError) -> Response {

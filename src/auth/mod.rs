@@ -1,13 +1,16 @@
 //! Who may use the API: credentials from a file or the environment, HTTP Digest (RFC 7616,
 //! SHA-256 and MD5, `qop=auth`) with server nonces that expire, optional Basic, and a throttle
-//! on failed attempts.
+//! on failed attempts (per IP address, or per peer uid on a unix socket).
 //!
-//! Invariant: secrets are compared in constant time, never logged, and never kept in the
-//! process environment (see `from_env`).
+//! Invariants: secrets are compared in constant time, never logged, and never kept in the
+//! process environment (see `from_env`). A Digest answer is accepted once: every nonce we
+//! issue is remembered (a bounded table, keyed to this server instance) with the highest
+//! nonce count (`nc`) seen, and a request whose `nc` is not higher is a replay (RFC 7616
+//! section 3.4: the server "should" check it; we do), answered 401 with a fresh challenge.
 
 pub mod hash;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -21,7 +24,48 @@ const NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// Failed attempts from one address within `FAIL_WINDOW` before it gets 429.
 const MAX_FAILURES: u32 = 10;
 const FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Nonces remembered at once. The oldest is forgotten first: a client still using it is told
+/// `stale=true` and retries with a fresh one, without asking its user again.
+const MAX_NONCES: usize = 4096;
 
+/// Who a throttle counts failures against: an address for TCP, the peer's uid for a unix
+/// socket (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Ip(IpAddr),
+    Uid(u32),
+}
+
+/// The nonces we issued, with the highest nonce count each has been used with.
+#[derive(Default)]
+struct Nonces {
+    last_nc: HashMap<String, u32>,
+    order: VecDeque<String>,
+}
+
+impl Nonces {
+    fn issue(&mut self, nonce: String) {
+        while self.order.len() >= MAX_NONCES {
+            if let Some(old) = self.order.pop_front() {
+                self.last_nc.remove(&old);
+            }
+        }
+        self.last_nc.insert(nonce.clone(), 0);
+        self.order.push_back(nonce);
+    }
+
+    /// Records `nc` for `nonce`; `false` when the nonce is unknown (forgotten) or `nc` is not
+    /// higher than every count it was used with before (a replay).
+    fn use_count(&mut self, nonce: &str, nc: u32) -> bool {
+        match self.last_nc.get_mut(nonce) {
+            Some(last) if nc > *last => {
+                *last = nc;
+                true
+            }
+            _ => false,
+        }
+    }
+}
 /// One user's secret: a password, or only the MD5 HA1 of an htdigest line (which binds it to
 /// one realm and to MD5).
 #[derive(Clone)]
@@ -112,7 +156,8 @@ pub struct Auth {
     users: Vec<User>,
     allow_basic: bool,
     key: [u8; 32],
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    nonces: Mutex<Nonces>,
+    failures: Mutex<HashMap<Peer, (u32, Instant)>>,
 }
 
 impl Auth {
@@ -124,6 +169,7 @@ impl Auth {
             users,
             allow_basic,
             key,
+            nonces: Mutex::new(Nonces::default()),
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -135,21 +181,39 @@ impl Auth {
             .unwrap_or(0)
     }
 
-    /// A nonce is its issue time and a keyed hash of it: we need no table of nonces, and one we
-    /// did not issue (or issued more than `NONCE_LIFETIME` ago) is recognised.
-    fn nonce_at(&self, t: u64) -> String {
+    /// A nonce is its issue time, 8 random bytes and a hash keyed with this instance's key:
+    /// one we did not issue, or issued before a restart, is recognised without a look-up.
+    fn nonce_with(&self, t: u64, salt: &str) -> String {
         let mut data = self.key.to_vec();
-        data.extend_from_slice(format!("{t:016x}").as_bytes());
-        format!("{t:016x}{}", &sha256_hex(&data)[..32])
+        data.extend_from_slice(format!("{t:016x}{salt}").as_bytes());
+        format!("{t:016x}{salt}{}", &sha256_hex(&data)[..32])
+    }
+
+    /// A fresh nonce, remembered for replay checks.
+    fn new_nonce(&self) -> String {
+        let mut salt = [0u8; 8];
+        let _ = crate::sys::random_bytes(&mut salt);
+        let nonce = self.nonce_with(Self::now(), &hash::hex(&salt));
+        self.nonces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issue(nonce.clone());
+        nonce
     }
 
     /// `Ok(true)` fresh, `Ok(false)` ours but expired, `Err(())` not ours.
     fn check_nonce(&self, nonce: &str) -> Result<bool, ()> {
-        let t = nonce
-            .get(..16)
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .ok_or(())?;
-        if nonce.len() != 48 || !constant_time_eq(self.nonce_at(t).as_bytes(), nonce.as_bytes()) {
+        let (Some(t), Some(salt)) = (
+            nonce
+                .get(..16)
+                .and_then(|h| u64::from_str_radix(h, 16).ok()),
+            nonce.get(16..32),
+        ) else {
+            return Err(());
+        };
+        if nonce.len() != 64
+            || !constant_time_eq(self.nonce_with(t, salt).as_bytes(), nonce.as_bytes())
+        {
             return Err(());
         }
         Ok(Self::now().saturating_sub(t) <= NONCE_LIFETIME.as_secs())
@@ -162,7 +226,7 @@ impl Auth {
     /// The `WWW-Authenticate` values of a 401. curl answers only the first Digest challenge it
     /// gets, so SHA-256 comes first, unless a user exists only as an htdigest (MD5) line.
     pub fn challenges(&self, stale: bool) -> Vec<String> {
-        let nonce = self.nonce_at(Self::now());
+        let nonce = self.new_nonce();
         let md5_first = self
             .users
             .iter()
@@ -189,7 +253,7 @@ impl Auth {
         out
     }
 
-    fn throttled(&self, peer: Option<IpAddr>) -> bool {
+    fn throttled(&self, peer: Option<Peer>) -> bool {
         let Some(ip) = peer else { return false };
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match f.get(&ip) {
@@ -202,7 +266,7 @@ impl Auth {
         }
     }
 
-    fn record_failure(&self, peer: Option<IpAddr>) {
+    fn record_failure(&self, peer: Option<Peer>) {
         let Some(ip) = peer else { return };
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if f.len() > 10_000 {
@@ -222,7 +286,7 @@ impl Auth {
         method: &str,
         target: &str,
         header: Option<&str>,
-        peer: Option<IpAddr>,
+        peer: Option<Peer>,
     ) -> Verdict {
         if self.throttled(peer) {
             return Verdict::Throttled;
@@ -259,7 +323,10 @@ impl Auth {
     }
 
     fn check_basic(&self, b64: &str) -> Result<String, bool> {
-        let decoded = base64_decode(b64).ok_or(false)?;
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| false)?;
         let text = String::from_utf8(decoded).map_err(|_| false)?;
         let (name, pass) = text.split_once(':').ok_or(false)?;
         let user = self.users.iter().find(|u| u.name == name).ok_or(false)?;
@@ -316,9 +383,25 @@ impl Auth {
             return Err(false);
         }
         match self.check_nonce(nonce) {
-            Ok(true) => Ok(name.to_string()),
-            Ok(false) => Err(true),
-            Err(()) => Err(false),
+            Ok(true) => {}
+            Ok(false) => return Err(true),
+            Err(()) => return Err(false),
+        }
+        // Right credentials for a nonce of ours: accepted once per nonce count. A replay (or a
+        // nonce forgotten to make room) is stale: the client retries with a fresh nonce.
+        let nc = (nc.len() == 8)
+            .then(|| u32::from_str_radix(nc, 16).ok())
+            .flatten()
+            .ok_or(false)?;
+        let fresh = self
+            .nonces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .use_count(nonce, nc);
+        if fresh {
+            Ok(name.to_string())
+        } else {
+            Err(true)
         }
     }
 }
@@ -376,22 +459,6 @@ pub fn parse_params(s: &str) -> Option<HashMap<String, String>> {
     }
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        acc = (acc << 6) | A.iter().position(|&a| a == c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,19 +471,19 @@ mod tests {
         Auth::new("support-sidecar", users, true).unwrap()
     }
 
+    /// What a client (curl) sends for `GET uri` with nonce count `nc`.
     fn digest(
-        a: &Auth,
         alg: &str,
         h: fn(&[u8]) -> String,
         pw: &str,
         uri: &str,
         nonce: &str,
+        nc: u32,
     ) -> String {
         let ha1 = h(format!("admin:support-sidecar:{pw}").as_bytes());
         let ha2 = h(format!("GET:{uri}").as_bytes());
-        let resp = h(format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}").as_bytes());
-        let _ = a;
-        format!("Digest username=\"admin\", realm=\"support-sidecar\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={alg}, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\"")
+        let resp = h(format!("{ha1}:{nonce}:{nc:08x}:abc:auth:{ha2}").as_bytes());
+        format!("Digest username=\"admin\", realm=\"support-sidecar\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={alg}, qop=auth, nc={nc:08x}, cnonce=\"abc\", response=\"{resp}\"")
     }
 
     #[test]
@@ -431,41 +498,35 @@ mod tests {
     #[test]
     fn digest_sha256_and_md5() {
         let a = auth();
-        let nonce = a.nonce_at(Auth::now());
         for (alg, h) in [
             ("SHA-256", sha256_hex as fn(&[u8]) -> String),
             ("MD5", md5_hex),
         ] {
-            let ok = digest(&a, alg, h, "secret", "/x?y=1", &nonce);
+            let nonce = a.new_nonce();
+            let ok = digest(alg, h, "secret", "/x?y=1", &nonce, 1);
             assert_eq!(
                 a.check("GET", "/x?y=1", Some(&ok), None),
                 Verdict::User("admin".into())
             );
             // The right answer for another URI, a wrong password, a forged nonce: all refused.
+            let other = digest(alg, h, "secret", "/x?y=1", &nonce, 2);
             assert!(matches!(
-                a.check("GET", "/other", Some(&ok), None),
+                a.check("GET", "/other", Some(&other), None),
                 Verdict::Challenge { failed: true, .. }
             ));
-            let bad = digest(&a, alg, h, "wrong", "/x?y=1", &nonce);
+            let bad = digest(alg, h, "wrong", "/x?y=1", &nonce, 3);
             assert!(matches!(
                 a.check("GET", "/x?y=1", Some(&bad), None),
                 Verdict::Challenge { failed: true, .. }
             ));
-            let forged = digest(
-                &a,
-                alg,
-                h,
-                "secret",
-                "/x?y=1",
-                "0000000000000000ffffffffffffffffffffffffffffffff",
-            );
+            let forged = digest(alg, h, "secret", "/x?y=1", &format!("{:064}", 0), 1);
             assert!(matches!(
                 a.check("GET", "/x?y=1", Some(&forged), None),
                 Verdict::Challenge { failed: true, .. }
             ));
         }
-        let old = a.nonce_at(Auth::now() - 1000);
-        let stale = digest(&a, "MD5", md5_hex, "secret", "/", &old);
+        let old = a.nonce_with(Auth::now() - 1000, "0123456789abcdef");
+        let stale = digest("MD5", md5_hex, "secret", "/", &old, 1);
         assert_eq!(
             a.check("GET", "/", Some(&stale), None),
             Verdict::Challenge {
@@ -476,9 +537,43 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_answer_is_stale() {
+        let a = auth();
+        let nonce = a.new_nonce();
+        let first = digest("SHA-256", sha256_hex, "secret", "/", &nonce, 1);
+        assert_eq!(
+            a.check("GET", "/", Some(&first), None),
+            Verdict::User("admin".into())
+        );
+        let stale = Verdict::Challenge {
+            stale: true,
+            failed: false,
+        };
+        // The same header again, and a lower count: replays.
+        assert_eq!(a.check("GET", "/", Some(&first), None), stale);
+        let next = digest("SHA-256", sha256_hex, "secret", "/", &nonce, 5);
+        assert_eq!(
+            a.check("GET", "/", Some(&next), None),
+            Verdict::User("admin".into())
+        );
+        let lower = digest("SHA-256", sha256_hex, "secret", "/", &nonce, 4);
+        assert_eq!(a.check("GET", "/", Some(&lower), None), stale);
+        // A valid nonce of ours that the table no longer holds is stale too.
+        let forgotten = a.nonce_with(Auth::now(), "00000000000000aa");
+        let h = digest("SHA-256", sha256_hex, "secret", "/", &forgotten, 1);
+        assert_eq!(a.check("GET", "/", Some(&h), None), stale);
+        // The table is bounded.
+        for _ in 0..MAX_NONCES + 10 {
+            a.new_nonce();
+        }
+        assert_eq!(a.nonces.lock().unwrap().last_nc.len(), MAX_NONCES);
+        assert_eq!(a.check("GET", "/", Some(&next), None), stale);
+    }
+
+    #[test]
     fn throttles_after_failures() {
         let a = auth();
-        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        let ip = Peer::Ip("127.0.0.9".parse().unwrap());
         for _ in 0..MAX_FAILURES {
             assert!(matches!(
                 a.check("GET", "/", Some("Digest username=\"x\""), Some(ip)),
@@ -487,7 +582,24 @@ mod tests {
         }
         assert_eq!(a.check("GET", "/", None, Some(ip)), Verdict::Throttled);
         assert!(matches!(
-            a.check("GET", "/", None, Some("127.0.0.10".parse().unwrap())),
+            a.check(
+                "GET",
+                "/",
+                None,
+                Some(Peer::Ip("127.0.0.10".parse().unwrap()))
+            ),
+            Verdict::Challenge { .. }
+        ));
+        // Unix peers are counted by uid.
+        for _ in 0..MAX_FAILURES {
+            a.check("GET", "/", Some("Basic eDp5"), Some(Peer::Uid(1234)));
+        }
+        assert_eq!(
+            a.check("GET", "/", None, Some(Peer::Uid(1234))),
+            Verdict::Throttled
+        );
+        assert!(matches!(
+            a.check("GET", "/", None, Some(Peer::Uid(1235))),
             Verdict::Challenge { .. }
         ));
     }
@@ -501,6 +613,10 @@ mod tests {
         );
         assert!(matches!(
             a.check("GET", "/", Some("Basic YWRtaW46eA=="), None),
+            Verdict::Challenge { failed: true, .. }
+        ));
+        assert!(matches!(
+            a.check("GET", "/", Some("Basic !!!"), None),
             Verdict::Challenge { failed: true, .. }
         ));
     }

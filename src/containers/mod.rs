@@ -217,9 +217,17 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
         .iter()
         .find(|s| s.note.is_none() && !s.kernel_thread)
         .map_or(pid, |s| s.stat.pid);
-    let hostname = Root::of_pid(inspectable)
-        .and_then(|r| r.read_to_string("/etc/hostname", 256))
-        .ok()
+    let mut notes: Vec<String> = seen.iter().filter_map(|s| s.note.clone()).collect();
+    // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
+    let hostname =
+        match Root::of_pid(inspectable).and_then(|r| r.read_optional("/etc/hostname", 256)) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                notes.push(format!("pid {inspectable}: /etc/hostname skipped: {e}"));
+                None
+            }
+            Err(_) => None,
+        }
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty());
     let (id, runtime, pod_id) = match &key {
@@ -250,7 +258,6 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
             .first()
             .copied()
     });
-    let notes = seen.iter().filter_map(|s| s.note.clone()).collect();
     Container {
         id,
         short_id,

@@ -85,6 +85,11 @@ pub struct Request {
     /// Bytes for the program's stdin (capture mode only).
     #[serde(default)]
     pub stdin: Option<String>,
+    /// The program's stdin is the helper's inherited descriptor 3 instead (capture mode
+    /// only): a memfd holding an uploaded package, which the program (rpm) reopens by path
+    /// as `/proc/self/fd/0`. Nothing is written anywhere for it.
+    #[serde(default)]
+    pub stdin_from_fd3: bool,
 }
 
 /// Why a program could not be run. Each variant maps to one API code (see `code`).
@@ -223,6 +228,15 @@ pub fn resolve_user(spec: Option<&str>, passwd: &str, group: &str) -> Result<Ide
         None => (spec, None),
     };
     let u = if u.is_empty() { "0" } else { u };
+    // (uid_t)-1 means "leave unchanged" to setresuid and chown: never an identity to take.
+    for id in [Some(u), g].into_iter().flatten() {
+        if id.parse::<u32>() == Ok(u32::MAX) || id.parse::<u64>().is_ok_and(|n| n > u32::MAX as u64)
+        {
+            return Err(Error::Bad(format!(
+                "'{id}' is not a valid uid or gid (at most 4294967294)"
+            )));
+        }
+    }
     let entry = match u.parse::<u32>() {
         Ok(uid) => users.iter().find(|e| e.uid == uid),
         Err(_) => Some(users.iter().find(|e| e.name == u).ok_or_else(|| {
@@ -272,28 +286,31 @@ pub fn environment(
     over: &BTreeMap<String, String>,
     home: Option<&str>,
 ) -> Vec<(String, String)> {
+    // The target's order is kept; each name's place is looked up in a map, so the merge
+    // is O(n log n) however many variables there are.
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |k: &str, v: &str, env: &mut Vec<(String, String)>| match env
-        .iter_mut()
-        .find(|(key, _)| key == k)
-    {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
+    let mut place: BTreeMap<String, usize> = BTreeMap::new();
+    let mut set = |k: &str, v: &str| match place.get(k) {
+        Some(&i) => env[i].1 = v.to_string(),
+        None => {
+            place.insert(k.to_string(), env.len());
+            env.push((k.to_string(), v.to_string()));
+        }
     };
     for kv in target {
         if let Some((k, v)) = kv.split_once('=') {
             if !k.is_empty() {
-                set(k, v, &mut env);
+                set(k, v);
             }
         }
     }
     if let Some(h) = home {
         if !over.contains_key("HOME") {
-            set("HOME", h, &mut env);
+            set("HOME", h);
         }
     }
     for (k, v) in over {
-        set(k, v, &mut env);
+        set(k, v);
     }
     env
 }
@@ -314,6 +331,12 @@ pub fn namespaces_to_join(
     theirs: impl Fn(&str) -> Option<u64>,
 ) -> Result<(i32, Vec<&'static str>), Error> {
     if let Some(asked) = asked {
+        // Joining nothing would run the program on the node, not in the container.
+        if asked.is_empty() {
+            return Err(Error::Bad(
+                "ns names no namespace: name some (mnt, uts, ipc, net, pid, cgroup, user) or leave it out to join them all".into(),
+            ));
+        }
         for a in asked {
             if !KINDS.iter().any(|(k, _)| k == a) {
                 return Err(Error::Bad(format!(
@@ -410,15 +433,23 @@ fn prepare(req: &Request) -> Result<Prepared, Error> {
         _ => None,
     };
     let mut notes = Vec::new();
-    let read_etc = |path: &str| root.read_to_string(path, 4 << 20).unwrap_or_default();
-    let (passwd, group) = if mount {
-        (read_etc("/etc/passwd"), read_etc("/etc/group"))
-    } else {
-        (
-            std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
-            std::fs::read_to_string("/etc/group").unwrap_or_default(),
-        )
+    // The user database of the root the program will see. A FIFO or device planted there is
+    // never opened: the program still runs, without the names that file would have given.
+    let mut read_etc = |path: &str| {
+        let read = if mount {
+            root.read_optional(path, 4 << 20)
+        } else {
+            Root::of_pid(std::process::id()).and_then(|r| r.read_optional(path, 4 << 20))
+        };
+        match read {
+            Ok(text) => text.unwrap_or_default(),
+            Err(e) => {
+                notes.push(format!("{path} skipped: {e}"));
+                String::new()
+            }
+        }
     };
+    let (passwd, group) = (read_etc("/etc/passwd"), read_etc("/etc/group"));
     let ident = resolve_user(req.user.as_deref(), &passwd, &group)?;
     let target_env = procfs::environ(pid).map_err(&ptrace)?;
     let home = req.user.as_ref().and(ident.home.as_deref());
@@ -631,6 +662,12 @@ fn child(
             }
         }
     }
+    // Only 0, 1 and 2 reach the program: any other descriptor (one the sidecar inherited
+    // from whoever started it, a root or namespace handle of ours) would be a way out of
+    // the container.
+    if let Err(e) = sys::cloexec_from_3() {
+        report(errpipe, STEP_STDIO, &e);
+    }
     // Into the container's cgroups ("0" is the writer itself): the program counts against
     // the container's limits and is stopped with it, as `podman exec` does. Only the
     // program: the helper must outlive a container that stops, to say what happened.
@@ -781,8 +818,19 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let own_group = capture || !io::IsTerminal::is_terminal(&io::stdin());
     let pipes = if capture {
         let pipe = |what| sys::pipe().map_err(|source| Error::Io { step: what, source });
+        let stdin = if req.stdin_from_fd3 {
+            // (read side, write side): the program reads the inherited file; nothing to write.
+            let fd = sys::take_inherited_fd(3).map_err(|source| Error::Io {
+                step: "take the uploaded file (descriptor 3)",
+                source,
+            })?;
+            let (_, w) = pipe("make the stdin pipe")?;
+            (fd, w)
+        } else {
+            pipe("make the stdin pipe")?
+        };
         Some([
-            pipe("make the stdin pipe")?,
+            stdin,
             pipe("make the stdout pipe")?,
             pipe("make the stderr pipe")?,
         ])
@@ -814,6 +862,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     };
     drop(err_w);
     let (stdin_w, stdout_r, stderr_r) = match pipes {
+        Some([_, o, e]) if req.stdin_from_fd3 => (None, Some(o.0), Some(e.0)),
         Some([i, o, e]) => (Some(i.1), Some(o.0), Some(e.0)),
         None => (None, None, None),
     };

@@ -132,7 +132,7 @@ pub struct Entry {
 /// What a read found: a regular file to stream, or a directory's entries.
 pub enum Found {
     File(File, u64),
-    Dir(Vec<Entry>),
+    Dir(Listing),
 }
 
 fn check_path(path: &str) -> Result<(), Error> {
@@ -162,62 +162,101 @@ pub fn read(root: &Root, path: &str) -> Result<Found, Error> {
     let st = rustix::fs::fstat(&probe).map_err(|e| classify(path, e.into()))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let f = root
-                .open_with(
-                    path,
-                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
-                )
-                .map_err(|e| classify(path, e))?;
-            let again = rustix::fs::fstat(&f).map_err(|e| classify(path, e.into()))?;
-            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
-                return Err(Error::Io(
-                    path.into(),
-                    io::Error::other("the file was replaced while it was opened; retry"),
-                ));
-            }
-            Ok(Found::File(f, again.st_size as u64))
+            // That very inode, reopened for reading: nothing can be swapped in between.
+            let f =
+                crate::rootfs::open_regular(probe.into(), path).map_err(|e| classify(path, e))?;
+            Ok(Found::File(f, st.st_size as u64))
         }
         FileType::Directory => {
             let dir = root
                 .open_with(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC)
                 .map_err(|e| classify(path, e))?;
-            Ok(Found::Dir(list_dir(dir.as_fd(), path)?))
+            Ok(Found::Dir(Listing {
+                dir: dir.into(),
+                path: path.to_string(),
+            }))
         }
         other => Err(Error::NotRegular(path.into(), kind_name(other))),
     }
 }
 
-fn list_dir(dir: std::os::fd::BorrowedFd<'_>, path: &str) -> Result<Vec<Entry>, Error> {
-    let mut out = Vec::new();
-    let entries = rustix::fs::Dir::read_from(dir).map_err(|e| classify(path, e.into()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| classify(path, e.into()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "." || name == ".." {
-            continue;
-        }
-        // An entry that vanished since the directory was read is simply left out.
-        let Ok(st) = rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        let kind = FileType::from_raw_mode(st.st_mode);
-        let target = (kind == FileType::Symlink)
-            .then(|| rustix::fs::readlinkat(dir, entry.file_name(), Vec::new()).ok())
-            .flatten()
-            .map(|t| t.to_string_lossy().into_owned());
-        out.push(Entry {
-            name,
-            kind: kind_name(kind),
-            mode: format!("{:04o}", st.st_mode & 0o7777),
-            uid: st.st_uid,
-            gid: st.st_gid,
-            size: st.st_size as u64,
-            mtime: crate::procfs::format_utc(st.st_mtime) + "Z",
-            target,
+/// Directories up to this many entries are listed sorted by name; larger ones are
+/// streamed in the order the file system gives (the first `SORTED_UP_TO` sorted), so that
+/// memory stays bounded whatever the size.
+pub const SORTED_UP_TO: usize = 10_000;
+
+/// A directory to list, held open; written out as a JSON array, entry by entry.
+pub struct Listing {
+    dir: OwnedFd,
+    path: String,
+}
+
+impl Listing {
+    /// Writes `[{entry}, …]` to `out` as it reads the directory: memory is bounded by
+    /// `SORTED_UP_TO` entries, not by the directory's size. An error half-way is returned
+    /// (the caller must then not end the reply as if it were whole).
+    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let dir = self.dir.as_fd();
+        let entries = rustix::fs::Dir::read_from(dir)?;
+        let mut first = vec![];
+        let mut rest = entries.filter_map(|e| match e {
+            Ok(e) => entry(dir, &e).map(Ok),
+            Err(e) => Some(Err(io::Error::from(e))),
         });
+        for e in rest.by_ref() {
+            first.push(e?);
+            if first.len() == SORTED_UP_TO {
+                break;
+            }
+        }
+        first.sort_by(|a, b| a.name.cmp(&b.name));
+        out.write_all(b"[")?;
+        let mut n = 0usize;
+        let mut put = |e: &Entry, out: &mut dyn Write| -> io::Result<()> {
+            if n > 0 {
+                out.write_all(b",")?;
+            }
+            n += 1;
+            serde_json::to_writer(&mut *out, e).map_err(io::Error::other)
+        };
+        for e in &first {
+            put(e, out)?;
+        }
+        drop(first);
+        for e in rest {
+            put(&e?, out)?;
+        }
+        out.write_all(b"]\n")
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+
+    /// The directory's path in the container, for messages.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// One directory entry, or `None` for `.`, `..` and entries that vanished meanwhile.
+fn entry(dir: std::os::fd::BorrowedFd<'_>, entry: &rustix::fs::DirEntry) -> Option<Entry> {
+    let name = entry.file_name().to_string_lossy().into_owned();
+    if name == "." || name == ".." {
+        return None;
+    }
+    let st = rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    let target = (kind == FileType::Symlink)
+        .then(|| rustix::fs::readlinkat(dir, entry.file_name(), Vec::new()).ok())
+        .flatten()
+        .map(|t| t.to_string_lossy().into_owned());
+    Some(Entry {
+        name,
+        kind: kind_name(kind),
+        mode: format!("{:04o}", st.st_mode & 0o7777),
+        uid: st.st_uid,
+        gid: st.st_gid,
+        size: st.st_size as u64,
+        mtime: crate::procfs::format_utc(st.st_mtime) + "Z",
+        target,
+    })
 }
 
 /// How a file is written.

@@ -1,8 +1,9 @@
 //! A container's packages, read natively: find its RPM database inside its root, read it with
 //! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`); which package owns a
-//! file (`owners`, as `rpm -qf`) and what changed since the packages were installed
-//! (`verify`, as `rpm -V`). Transactions (install, erase) come with the package-transaction
-//! issue and will live here too.
+//! file (`owners.rs`, as `rpm -qf`) and what changed since the packages were installed
+//! (`verify.rs`, as `rpm -V`). Transactions (install, update, erase) through the
+//! container's own rpm are in `transaction.rs`; uploaded packages are received and checked
+//! in `upload.rs`.
 //!
 //! Invariant: the database is located and opened only through the container's root
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
@@ -26,6 +27,9 @@ use serde_json::{json, Map, Value};
 use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
 use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Listing, Package, Skipped};
+
+pub mod transaction;
+pub mod upload;
 
 /// Where rpm keeps its database, newest layout first.
 pub const DB_DIRS: [&str; 3] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm", "/usr/share/rpm"];
@@ -178,7 +182,7 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
 /// of `DB_DIRS` that holds one.
 pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
-        let opener = |name: &str| open_regular(root, &format!("{dir}/{name}"));
+        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
@@ -186,6 +190,17 @@ pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     Err(Error::NoDatabase {
         container: String::new(),
     })
+}
+
+/// Whether the file system that holds `dir` inside the container is mounted read-only.
+pub fn read_only_fs(root: &Root, dir: &str) -> bool {
+    root.open_with(
+        dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+    )
+    .ok()
+    .and_then(|d| rustix::fs::fstatvfs(&d).ok())
+    .is_some_and(|v| v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Whether the container has a database (for `GET /<c>`'s resources), without reading it.
@@ -201,20 +216,6 @@ fn has_database_in(root: &Root, dir: &str) -> bool {
 
 fn is_regular(st: &rustix::fs::Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-}
-
-/// Opens a file of the container's database for reading: looked at first (`O_PATH`,
-/// `fstat`), opened only when it is a regular file, and checked to be that file. A FIFO or
-/// a device planted where the database belongs is refused, never opened.
-fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
-    let st = verify::look_at(root, path)?;
-    if !is_regular(&st) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    verify::open_looked(root, path, &st)
 }
 
 /// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should

@@ -83,12 +83,18 @@ impl fmt::Display for Error {
     }
 }
 
-/// The passwd database of a container, read from its root (empty when it has none).
-pub fn container_users(c: &Container) -> Vec<PasswdEntry> {
-    Root::of_pid(c.root_pid)
-        .and_then(|r| r.read_to_string("/etc/passwd", 4 << 20))
-        .map(|s| procfs::parse_passwd(&s))
-        .unwrap_or_default()
+/// The passwd database of a container, read from its root (empty when it has none), and a
+/// note when its `/etc/passwd` is there but could not be read (a FIFO or a device planted
+/// there is never opened: user names are then null).
+pub fn container_users(c: &Container) -> (Vec<PasswdEntry>, Option<String>) {
+    match Root::of_pid(c.root_pid).and_then(|r| r.read_optional("/etc/passwd", 4 << 20)) {
+        Ok(text) => (procfs::parse_passwd(&text.unwrap_or_default()), None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => (
+            Vec::new(),
+            Some(format!("user names skipped: /etc/passwd: {e}")),
+        ),
+        Err(_) => (Vec::new(), None),
+    }
 }
 
 struct Clock {
@@ -148,15 +154,27 @@ fn clock() -> Clock {
     }
 }
 
+/// A process listing and what could not be read for it.
+pub struct Listing {
+    pub processes: Vec<Process>,
+    /// Files skipped (a planted FIFO as `/etc/passwd`), for a response header or stderr.
+    pub notes: Vec<String>,
+}
+
 /// The container's processes (those that exit while we read are left out).
-pub fn list(c: &Container) -> Vec<Process> {
-    let users = container_users(c);
+pub fn list(c: &Container) -> Listing {
+    let (users, note) = container_users(c);
     let clock = clock();
-    c.pids
+    let processes = c
+        .pids
         .iter()
         .enumerate()
         .filter_map(|(i, &pid)| read_process(pid, c.stats.get(i), &users, &clock))
-        .collect()
+        .collect();
+    Listing {
+        processes,
+        notes: note.into_iter().collect(),
+    }
 }
 
 /// One process of the container in depth.
@@ -165,10 +183,12 @@ pub fn detail(c: &Container, pid: u32) -> Result<ProcessDetail, Error> {
         pid,
         container: c.id.clone(),
     };
-    if !c.pids.contains(&pid) {
+    // The sidecar itself is not shown: its environment and descriptors are its own business
+    // (DELETE refuses it the same way).
+    if !c.pids.contains(&pid) || pid == std::process::id() {
         return Err(not_found());
     }
-    let process = read_process(pid, None, &container_users(c), &clock()).ok_or_else(not_found)?;
+    let process = read_process(pid, None, &container_users(c).0, &clock()).ok_or_else(not_found)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| {
         d.filter_map(|e| {
             let name = e.ok()?.file_name().to_string_lossy().into_owned();

@@ -916,7 +916,11 @@ pub fn read_path(dir: &Path) -> Result<Listing, DbError> {
 
 /// `read_path`, parsing only as much of each header as `detail` asks.
 pub fn read_path_with(dir: &Path, detail: Detail) -> Result<Listing, DbError> {
-    read_dir_with(&|name| File::open(dir.join(name)), detail)
+    // A FIFO or device where a database file should be is refused, never opened.
+    read_dir_with(
+        &|name| crate::rootfs::open_host_file(&dir.join(name)),
+        detail,
+    )
 }
 
 #[cfg(test)]

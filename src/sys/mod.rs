@@ -119,6 +119,16 @@ pub fn wipe_env_var(name: &str) {
 
 /// Blocks `signals` in the calling thread (inherited by threads it creates later).
 pub fn block_signals(signals: &[i32]) -> io::Result<()> {
+    sigmask(libc::SIG_BLOCK, signals)
+}
+
+/// Unblocks `signals` in the calling thread: a pending or later one takes its default action
+/// (for SIGTERM and SIGINT: the process ends).
+pub fn unblock_signals(signals: &[i32]) -> io::Result<()> {
+    sigmask(libc::SIG_UNBLOCK, signals)
+}
+
+fn sigmask(how: libc::c_int, signals: &[i32]) -> io::Result<()> {
     // SAFETY: `set` is a local sigset_t initialised by sigemptyset before use; the pointers
     // passed are valid for the duration of each call.
     unsafe {
@@ -127,7 +137,7 @@ pub fn block_signals(signals: &[i32]) -> io::Result<()> {
         for &s in signals {
             libc::sigaddset(&mut set, s);
         }
-        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let rc = libc::pthread_sigmask(how, &set, std::ptr::null_mut());
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
@@ -203,6 +213,103 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
         return Err(e);
     }
     Ok(n > 0)
+}
+
+/// Opens the file that the `O_PATH` descriptor `fd` names, again, with `flags` (through
+/// `/proc/self/fd/N`, as `open(2)` documents for `O_PATH` descriptors): the kernel opens that
+/// very inode, without resolving a path again, so nothing can be swapped in between.
+///
+/// # Errors
+/// Those of `open(2)`; ENOENT when this process's `/proc` is not mounted.
+pub fn reopen(fd: BorrowedFd<'_>, flags: rustix::fs::OFlags) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        flags | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
+/// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): every descriptor but 0, 1 and 2
+/// is closed at the next `execve`, whoever opened it and however it was inherited. Falls back
+/// to setting `FD_CLOEXEC` on each open descriptor (from `/proc/self/fd`) on older kernels.
+///
+/// # Errors
+/// Only when neither way works.
+pub fn cloexec_from_3() -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets a flag on
+    // descriptors, so no descriptor owned by Rust code is invalidated.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        if let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            if fd > 2 {
+                // SAFETY: F_SETFD only changes the close-on-exec flag of descriptor `fd`
+                // (EBADF for the directory's own, now closed, descriptor is harmless).
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes ownership of descriptor `fd` that this process inherited (the enter helper's fd 3,
+/// handed over by `give_fd_to_child`).
+///
+/// # Errors
+/// EBADF when no such descriptor is open.
+pub fn take_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF when `fd` is
+    // not open, so a success proves there is an open descriptor to own.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (checked above) and nothing else in this process owns it: it was
+    // inherited for us alone, and is taken once.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Makes `fd` the child's descriptor `target` (>= 3) when `cmd` is spawned, without the
+/// close-on-exec flag, so that the child inherits it there. Everything else keeps
+/// close-on-exec.
+pub fn give_fd_to_child(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: i32) {
+    use std::os::unix::process::CommandExt;
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and calls only dup2 and
+    // fcntl, which are async-signal-safe; `raw` stays open in the parent until spawn returns
+    // (the caller holds `fd` across the spawn), so the child has it too.
+    unsafe {
+        cmd.pre_exec(move || {
+            if raw == target {
+                if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, target) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A memfd (`memfd_create(2)`): an anonymous file in memory, gone with its last descriptor.
+pub fn memfd(name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::memfd_create(
+        name,
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?)
 }
 
 /// The file system magic of what `fd` is open on (`fstatfs`), to refuse procfs and sysfs.

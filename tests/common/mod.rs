@@ -363,11 +363,24 @@ impl Server {
 
     /// Starts `sidecar serve --listen 127.0.0.1:0 ARGS` with extra environment variables.
     pub fn start_raw(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(SIDECAR)
-            .arg("serve")
+        let mut cmd = Command::new(SIDECAR);
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Server::start_command(cmd)
+    }
+
+    /// Starts `program ARGS` that ends up as a sidecar server (`sh -c '…; exec sidecar
+    /// serve …'`); its first listener is the one tests talk to.
+    pub fn start_program(program: &str, args: &[&str]) -> Server {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        Server::start_command(cmd)
+    }
+
+    fn start_command(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

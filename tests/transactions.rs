@@ -1,0 +1,808 @@
+//! Package transactions through the container's own rpm (issue 11), in containers made with
+//! `unshare` whose root is an overlay of this machine's `/` (so they have Debian's real
+//! `rpm`) over a tmpfs writable layer seeded with a database of packages built here with
+//! `rpmbuild`. Each test talks to a real `sidecar serve` with real curl, or runs the command
+//! line, and looks at the container's writable layer and database afterwards.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const TOOLS: [&str; 6] = [
+    "unshare",
+    "curl",
+    "rpm",
+    "rpmbuild",
+    "nsenter",
+    "/bin/busybox",
+];
+
+/// One package to build: name, version, release, extra preamble lines, files (path,
+/// content), and a %post script.
+struct Pkg {
+    name: &'static str,
+    version: &'static str,
+    release: &'static str,
+    preamble: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    pre: Option<&'static str>,
+    post: Option<&'static str>,
+}
+
+const fn pkg(name: &'static str, version: &'static str, release: &'static str) -> Pkg {
+    Pkg {
+        name,
+        version,
+        release,
+        preamble: "",
+        files: &[],
+        pre: None,
+        post: None,
+    }
+}
+
+/// The packages every test uses, built once per test binary: their files by NEVRA.
+fn packages() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let top = std::env::temp_dir().join(format!("sidecar-tx-rpms-{}", std::process::id()));
+        let specs = [
+            Pkg {
+                files: &[("/etc/pki/base.pem", "base\n")],
+                ..pkg("ca-certificates", "2", "1")
+            },
+            Pkg {
+                preamble: "Requires: ca-certificates\nProvides: mozilla-ca-certificates",
+                files: &[("/etc/pki/moz.pem", "moz\n")],
+                ..pkg("ca-certificates-mozilla", "2.34", "lp151.2.3.1")
+            },
+            Pkg {
+                files: &[("/usr/share/freebie/a.txt", "free\n")],
+                ..pkg("freebie", "1", "1")
+            },
+            Pkg {
+                preamble: "Conflicts: ca-certificates",
+                ..pkg("conflicter", "1", "1")
+            },
+            Pkg {
+                files: &[("/etc/pki/base.pem", "another\n")],
+                ..pkg("fileclash", "1", "1")
+            },
+            Pkg {
+                preamble: "Requires: libmissing >= 2",
+                ..pkg("needy", "1", "1")
+            },
+            Pkg {
+                files: &[("/usr/share/failpost/f", "f\n")],
+                post: Some("echo post-failing-now; exit 3"),
+                ..pkg("failpost", "1", "1")
+            },
+            Pkg {
+                files: &[("/usr/share/failpre/f", "f\n")],
+                pre: Some("echo pre-failing-now; exit 4"),
+                ..pkg("failpre", "1", "1")
+            },
+            Pkg {
+                files: &[("/usr/share/slowpost/s", "s\n")],
+                post: Some("sleep 3; echo slept"),
+                ..pkg("slowpost", "1", "1")
+            },
+            Pkg {
+                files: &[("/usr/bin/ltrace-test", "#!/bin/sh\necho 1\n")],
+                ..pkg("ltrace", "0.7.3", "1")
+            },
+            Pkg {
+                files: &[("/usr/bin/ltrace-test", "#!/bin/sh\necho 2\n")],
+                ..pkg("ltrace", "0.7.3", "2")
+            },
+            Pkg {
+                files: &[("/usr/bin/ltrace-test", "#!/bin/sh\necho 0\n")],
+                ..pkg("ltrace", "0.7.2", "1")
+            },
+            pkg("multi", "1", "1"),
+            pkg("multi", "2", "1"),
+            // The overlay's /bin/sh, for the interpreter rpm requires of every scriptlet.
+            Pkg {
+                preamble: "Provides: /bin/sh",
+                ..pkg("shell-provider", "1", "1")
+            },
+        ];
+        let mut out = BTreeMap::new();
+        for (i, p) in specs.iter().enumerate() {
+            let mut spec = format!(
+                "Name: {}\nVersion: {}\nRelease: {}\nSummary: test package\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n{}\n%description\ntest\n%install\n",
+                p.name, p.version, p.release, p.preamble
+            );
+            for (path, content) in p.files {
+                let dir = Path::new(path).parent().unwrap().display().to_string();
+                spec.push_str(&format!(
+                    "mkdir -p %{{buildroot}}{dir}\nprintf '%%b' '{}' > %{{buildroot}}{path}\n",
+                    content.replace('\n', "\\n")
+                ));
+            }
+            if let Some(pre) = p.pre {
+                spec.push_str(&format!("%pre\n{pre}\n"));
+            }
+            if let Some(post) = p.post {
+                spec.push_str(&format!("%post\n{post}\n"));
+            }
+            spec.push_str("%files\n");
+            for (path, _) in p.files {
+                spec.push_str(&format!("{path}\n"));
+            }
+            let f = top.join(format!("{i}.spec"));
+            std::fs::create_dir_all(&top).unwrap();
+            std::fs::write(&f, spec).unwrap();
+            let st = Command::new("rpmbuild")
+                .args(["--quiet", "--define"])
+                .arg(format!("_topdir {}", top.display()))
+                .arg("-bb")
+                .arg(&f)
+                .status()
+                .unwrap();
+            assert!(st.success(), "rpmbuild {}", p.name);
+            let nevra = format!("{}-{}-{}.noarch", p.name, p.version, p.release);
+            out.insert(
+                nevra.clone(),
+                top.join("RPMS/noarch").join(format!("{nevra}.rpm")),
+            );
+        }
+        out
+    })
+}
+
+fn rpm_file(nevra: &str) -> &'static Path {
+    packages()
+        .get(nevra)
+        .unwrap_or_else(|| panic!("no package {nevra}"))
+}
+
+/// A container whose root is an overlay of `/` over a tmpfs, seeded with a database.
+struct RpmContainer {
+    id: String,
+    child: Child,
+    init: u32,
+    /// The tmpfs (inside the container's mount namespace) holding `upper`.
+    layer: String,
+    cgroups: Vec<PathBuf>,
+    _seed: TempDir,
+}
+
+impl RpmContainer {
+    /// `installed`: NEVRAs installed in the seed database, one `rpm -i` each (so several
+    /// versions of one name can be installed side by side); `read_only`: the root is
+    /// mounted read-only.
+    fn start(installed: &[&str], read_only: bool) -> RpmContainer {
+        let id = random_id();
+        let seed = TempDir::new("txseed");
+        let s = seed.path();
+        std::fs::create_dir_all(s.join("etc/rpm")).unwrap();
+        std::fs::write(
+            s.join("etc/rpm/macros.sidecar-test"),
+            "%_dbpath /var/lib/rpm\n",
+        )
+        .unwrap();
+        let rpm = |args: &[&str]| {
+            let out = Command::new("rpm")
+                .arg("--root")
+                .arg(s)
+                .args(["--dbpath", "/var/lib/rpm"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rpm {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        rpm(&["--initdb"]);
+        for n in installed {
+            rpm(&["-i", "--nodeps", rpm_file(n).to_str().unwrap()]);
+        }
+        let layer = format!("/tmp/sidecar-txlayer-{}", &id[..12]);
+        let mut cgroups = Vec::new();
+        for h in ["pids", "systemd"] {
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/libpod_parent/libpod-{id}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            cgroups.push(dir);
+        }
+        let ro = if read_only {
+            "mount -o remount,ro $L/m; "
+        } else {
+            ""
+        };
+        let script = format!(
+            "set -e; L={layer}; mkdir -p $L; mount -t tmpfs tmpfs $L; mkdir $L/upper $L/work $L/m; \
+             cp -a {seed}/. $L/upper/; \
+             mount -t overlay overlay -o lowerdir=/,upperdir=$L/upper,workdir=$L/work $L/m; \
+             mount --rbind /dev $L/m/dev; {ro}hostname {host}; \
+             exec chroot $L/m /bin/sh -c 'mount -t proc proc /proc 2>/dev/null || true; \
+             until grep -q libpod-{id} /proc/self/cgroup; do sleep 0.02; done; exec sleep 100000'",
+            seed = s.display(),
+            host = &id[..12],
+        );
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--net",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let init = loop {
+            if let Some(&k) = children(child.id()).first() {
+                break k;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the container did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for cg in &cgroups {
+            std::fs::write(cg.join("cgroup.procs"), init.to_string()).unwrap();
+        }
+        let c = RpmContainer {
+            id,
+            child,
+            init,
+            layer,
+            cgroups,
+            _seed: seed,
+        };
+        wait_until("the container's sleep", Duration::from_secs(10), || {
+            sidecar::procfs::argv(c.init).is_ok_and(|a| a.first().is_some_and(|p| p == "sleep"))
+        });
+        c
+    }
+
+    fn short(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// Every file of the writable layer with its SHA-256, mode and owner (`nsenter` into the
+    /// container's mount namespace, where the tmpfs is). SQLite's `-shm` is left out: it is
+    /// the WAL's shared-memory index, rewritten by every reader (`rpm -q` included), not
+    /// part of the database.
+    fn layer_state(&self) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.init.to_string(), "-m", "--", "sh", "-c"])
+            .arg(format!(
+                "cd {}/upper && find . ! -name '*-shm' -printf '%p %y %m %U:%G %s\\n' | sort && find . -type f ! -name '*-shm' -exec sha256sum {{}} + | sort",
+                self.layer
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the real rpm in the container lists (`rpm -qa`), sorted.
+    fn rpm_qa(&self) -> Vec<String> {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.init.to_string(), "-a", "-r", "--", "rpm", "-qa"])
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        Path::new(&format!("/proc/{}/root{path}", self.init)).exists()
+    }
+}
+
+impl Drop for RpmContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.init.to_string())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            if self
+                .cgroups
+                .iter()
+                .all(|cg| std::fs::remove_dir(cg).is_ok() || !cg.exists())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn auth() -> String {
+    format!("{USER}:{PASSWORD}")
+}
+
+/// `curl -T FILE` to `PUT /<c>/rpms[?query]`: (status, JSON).
+fn install(server: &Server, c: &str, file: &Path, query: &str) -> (u16, Value) {
+    let (status, body) = curl(&[
+        "--digest",
+        "--user",
+        &auth(),
+        "-T",
+        file.to_str().unwrap(),
+        &format!("{}/{c}/rpms{query}", server.url),
+    ]);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn erase(server: &Server, c: &str, name: &str) -> (u16, Value) {
+    server.request("DELETE", &format!("/{c}/rpms/{name}"))
+}
+
+const BASE: [&str; 4] = [
+    "shell-provider-1-1.noarch",
+    "ca-certificates-2-1.noarch",
+    "ca-certificates-mozilla-2.34-lp151.2.3.1.noarch",
+    "freebie-1-1.noarch",
+];
+
+#[test]
+fn erase_as_the_prototype_did() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let before = c.layer_state();
+    let (status, v) = erase(&server, c.short(), "ca-certificates");
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["method"], "rpm");
+    // The problem in the prototype's shape, the instance read natively.
+    let list = server.json(&format!("/{}/rpms/ca-certificates-mozilla", c.short()));
+    let instance = list[0]["instance"].as_u64().unwrap();
+    assert!(instance > 0);
+    assert_eq!(
+        v["problems"],
+        serde_json::json!([[
+            "ca-certificates is needed by (installed) ca-certificates-mozilla-2.34-lp151.2.3.1.noarch",
+            [4, "ca-certificates", instance]
+        ]])
+    );
+    assert!(
+        v["output"].as_str().unwrap_or("").contains("Alien"),
+        "noise is output: {v}"
+    );
+    assert_eq!(
+        c.layer_state(),
+        before,
+        "a refused erase changed the writable layer"
+    );
+
+    // By a capability only one package provides, as the prototype's README does.
+    let (status, v) = erase(&server, c.short(), "mozilla-ca-certificates");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "erased");
+    assert_eq!(v["package"]["name"], "ca-certificates-mozilla");
+    assert_eq!(v["package"]["version"], "2.34");
+    assert_eq!(v["package"]["release"], "lp151.2.3.1");
+    let date = v["package"]["installdate"].as_str().unwrap();
+    assert_eq!(date.len(), "2020-02-11T20:03:50".len(), "{date}");
+    assert!(!c.exists("/etc/pki/moz.pem"));
+    assert!(!c
+        .rpm_qa()
+        .iter()
+        .any(|p| p.starts_with("ca-certificates-mozilla")));
+    // Now nothing needs ca-certificates; a free package's files go with it.
+    let (status, v) = erase(&server, c.short(), "freebie");
+    assert_eq!((status, v["status"].as_str()), (200, Some("erased")), "{v}");
+    assert!(!c.exists("/usr/share/freebie/a.txt"));
+    let (status, v) = erase(&server, c.short(), "freebie");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (404, Some("not-installed")),
+        "{v}"
+    );
+    // The audit line names the package, the method and the outcome.
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains("\"erase\":\"freebie-1-1.noarch\""), "{log}");
+    assert!(log.contains("\"method\":\"rpm\""), "{log}");
+}
+
+#[test]
+fn install_update_and_their_problems() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    assert_eq!(v["package"]["release"], "1");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/root/usr/bin/ltrace-test", c.init)).unwrap(),
+        "#!/bin/sh\necho 1\n"
+    );
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("already-installed")),
+        "{v}"
+    );
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-2.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("updated")),
+        "{v}"
+    );
+    assert!(c.rpm_qa().contains(&"ltrace-0.7.3-2.noarch".to_string()));
+    assert!(!c.rpm_qa().contains(&"ltrace-0.7.3-1.noarch".to_string()));
+    // Older than what is installed: rpm's OLDPACKAGE (8), naming the installed instance.
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.2-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert_eq!(v["problems"][0][1][0], 8, "{v}");
+    assert!(v["problems"][0][1][2].as_u64().unwrap() > 0, "{v}");
+
+    let before = c.layer_state();
+    let cases = [
+        ("conflicter-1-1.noarch", 5, "ca-certificates", false),
+        ("fileclash-1-1.noarch", 7, "/etc/pki/base.pem", true),
+        ("needy-1-1.noarch", 4, "libmissing >= 2", false),
+    ];
+    for (nevra, kind, str1, installed_instance) in cases {
+        let (status, v) = install(&server, s, rpm_file(nevra), "");
+        assert_eq!(
+            (status, v["status"].as_str()),
+            (409, Some("failed")),
+            "{nevra}: {v}"
+        );
+        let p = &v["problems"][0];
+        assert_eq!(
+            (p[1][0].as_u64(), p[1][1].as_str()),
+            (Some(kind), Some(str1)),
+            "{v}"
+        );
+        assert_eq!(p[1][2].as_u64().unwrap() > 0, installed_instance, "{v}");
+        assert_eq!(v["problems"].as_array().unwrap().len(), 1, "{v}");
+    }
+    assert_eq!(
+        c.layer_state(),
+        before,
+        "refused installs changed the writable layer"
+    );
+
+    // A failing %post is a warning to rpm 4.18 (exit 0): the package is installed, and
+    // what rpm said comes back in `output`.
+    let (status, v) = install(&server, s, rpm_file("failpost-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let out = v["output"].as_str().unwrap();
+    assert!(
+        out.contains("post-failing-now")
+            && out.contains("%post(failpost-1-1.noarch) scriptlet failed, exit status 3"),
+        "{v}"
+    );
+    // A failing %pre stops that package: failed, rpm's words, and nothing left installed.
+    let (status, v) = install(&server, s, rpm_file("failpre-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    let out = v["output"].as_str().unwrap();
+    assert!(
+        out.contains("pre-failing-now") && out.contains("scriptlet failed"),
+        "{v}"
+    );
+    assert!(v["package"].is_null(), "{v}");
+    assert!(!c.rpm_qa().iter().any(|p| p.starts_with("failpre")));
+    assert!(c.rpm_qa().contains(&"failpost-1-1.noarch".to_string()));
+}
+
+#[test]
+fn test_mode_changes_nothing_and_bad_uploads_leave_no_trace() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&["--max-upload", "200000"]);
+    let s = c.short();
+    let before = c.layer_state();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (200, Some("installed"), Some(true)),
+        "{v}"
+    );
+    let (status, v) = erase(&server, s, "freebie?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (200, Some("erased"), Some(true)),
+        "{v}"
+    );
+    let (status, v) = erase(&server, s, "ca-certificates?test=1");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert_eq!(c.layer_state(), before, "test=1 changed the writable layer");
+
+    let dir = TempDir::new("badrpm");
+    let good = std::fs::read(rpm_file("ltrace-0.7.3-1.noarch")).unwrap();
+    let garbage = dir.path().join("garbage.rpm");
+    std::fs::write(&garbage, b"this is not an rpm at all\n".repeat(100)).unwrap();
+    let truncated = dir.path().join("truncated.rpm");
+    std::fs::write(&truncated, &good[..good.len() - 100]).unwrap();
+    let altered = dir.path().join("altered.rpm");
+    let mut bytes = good.clone();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0xff;
+    std::fs::write(&altered, &bytes).unwrap();
+    for (f, what) in [
+        (&garbage, "lead"),
+        (&truncated, "payload digest"),
+        (&altered, "payload digest"),
+    ] {
+        let (status, v) = install(&server, s, f, "");
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (422, Some("bad_package")),
+            "{v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(what),
+            "{v}"
+        );
+    }
+    let big = dir.path().join("big.rpm");
+    std::fs::write(&big, vec![0u8; 300_000]).unwrap();
+    let (status, v) = install(&server, s, &big, "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{v}"
+    );
+    assert_eq!(c.layer_state(), before, "a refused upload left a trace");
+}
+
+#[test]
+fn concurrency_hang_ups_and_queues() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short().to_string();
+    // A client that hangs up while %post sleeps: the transaction goes on to its end.
+    let (status, _) = curl(&[
+        "--max-time",
+        "1",
+        "--digest",
+        "--user",
+        &auth(),
+        "-T",
+        rpm_file("slowpost-1-1.noarch").to_str().unwrap(),
+        &format!("{}/{s}/rpms", server.url),
+    ]);
+    // (curl reports 100 when it gave up after the server's 100 Continue.)
+    assert!(
+        status == 0 || status == 100,
+        "curl should have given up: {status}"
+    );
+    // Meanwhile another transaction with wait=0 is refused, one without waits its turn.
+    let (status, v) = install(&server, &s, rpm_file("ltrace-0.7.3-1.noarch"), "?wait=0");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("transaction_in_progress")),
+        "{v}"
+    );
+    let (status, v) = install(&server, &s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    wait_until("slowpost installed", Duration::from_secs(20), || {
+        c.rpm_qa().contains(&"slowpost-1-1.noarch".to_string())
+    });
+    // Two at once: both end, each consistently.
+    let url = server.url.clone();
+    let a = {
+        let (url, s) = (url.clone(), s.clone());
+        std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-X",
+                "DELETE",
+                &format!("{url}/{s}/rpms/freebie"),
+            ])
+        })
+    };
+    let b = {
+        let (url, s) = (url.clone(), s.clone());
+        std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-T",
+                rpm_file("ltrace-0.7.3-2.noarch").to_str().unwrap(),
+                &format!("{url}/{s}/rpms"),
+            ])
+        })
+    };
+    let (ra, rb) = (a.join().unwrap(), b.join().unwrap());
+    assert_eq!(ra.0, 200, "{}", ra.1);
+    assert_eq!(rb.0, 200, "{}", rb.1);
+    let qa = c.rpm_qa();
+    assert!(!qa.iter().any(|p| p.starts_with("freebie")), "{qa:?}");
+    assert!(qa.contains(&"ltrace-0.7.3-2.noarch".to_string()), "{qa:?}");
+}
+
+#[test]
+fn names_several_packages_share_and_containers_without_rpm() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(
+        &[
+            "shell-provider-1-1.noarch",
+            "multi-1-1.noarch",
+            "multi-2-1.noarch",
+        ],
+        false,
+    );
+    let server = Server::start(&[]);
+    let (status, v) = erase(&server, c.short(), "multi");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("ambiguous_package")),
+        "{v}"
+    );
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("multi-1-1.noarch") && msg.contains("multi-2-1.noarch"),
+        "{msg}"
+    );
+    assert_eq!(c.rpm_qa().len(), 3);
+    let (status, v) = erase(&server, c.short(), "multi-1-1.noarch");
+    assert_eq!((status, v["status"].as_str()), (200, Some("erased")), "{v}");
+    assert_eq!(
+        c.rpm_qa(),
+        vec![
+            "multi-2-1.noarch".to_string(),
+            "shell-provider-1-1.noarch".to_string()
+        ]
+    );
+
+    // A read-only root: 409 and nothing changed.
+    let ro = RpmContainer::start(&BASE, true);
+    let (status, v) = erase(&server, ro.short(), "freebie");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("read_only_filesystem")),
+        "{v}"
+    );
+    assert!(ro.exists("/usr/share/freebie/a.txt"));
+
+    // A busybox container with a database but no rpm (busybox's applet is not librpm's).
+    let bb = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let seed = bb.root.path();
+    std::fs::create_dir_all(seed.join("var/lib/rpm")).unwrap();
+    let st = Command::new("rpm")
+        .arg("--root")
+        .arg(seed)
+        .args(["--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--noscripts"])
+        .arg(rpm_file("freebie-1-1.noarch"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (status, v) = erase(&server, &bb.id[..12], "freebie");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("rpm_not_available")),
+        "{v}"
+    );
+    let (status, v) = install(&server, &bb.id[..12], rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("rpm_not_available")),
+        "{v}"
+    );
+
+    // --read-only: 403 before anything.
+    let rs = Server::start(&["--read-only"]);
+    let (status, v) = erase(&rs, c.short(), "multi");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("read_only")),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_command_line_twins_and_sigterm() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let run = |args: &[&str]| {
+        let out = Command::new(SIDECAR).args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["rpm-erase", c.short(), "ca-certificates"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("failed"), "{out}");
+    assert!(out.contains("ca-certificates is needed by (installed) ca-certificates-mozilla-2.34-lp151.2.3.1.noarch"), "{out}");
+    let (code, out, err) = run(&[
+        "rpm-install",
+        c.short(),
+        rpm_file("ltrace-0.7.3-1.noarch").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "installed");
+    let (code, out, _) = run(&[
+        "rpm-install",
+        c.short(),
+        rpm_file("ltrace-0.7.3-1.noarch").to_str().unwrap(),
+        "--test",
+    ]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "already-installed ltrace-0.7.3-1.noarch")
+    );
+    // SIGTERM in the middle of a transaction: it runs to its end, and the command says so.
+    let child = Command::new(SIDECAR)
+        .args([
+            "rpm-install",
+            c.short(),
+            rpm_file("slowpost-1-1.noarch").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("SIGTERM arrived during the transaction"),
+        "{err}"
+    );
+    assert!(c.rpm_qa().contains(&"slowpost-1-1.noarch".to_string()));
+}
