@@ -2,14 +2,14 @@
 //! --noscripts` sees it (rpm 4.18's `rpmfilesVerify` and `verifyHeader`, read as the
 //! specification): for each file of a package, size, mode, digest, device, link target,
 //! owner, group, mtime and file capabilities are compared with what the header recorded,
-//! and a line is shown
-//! for each file that differs, in rpm's own words (`S.5....T.  c /etc/foo`,
-//! `missing     /usr/bin/bar`).
+//! and a line is shown for each file that differs, in rpm's own words
+//! (`S.5....T.  c /etc/foo`, `missing     /usr/bin/bar`).
 //!
-//! Invariants: every file is looked up inside the container's root only (`openat2` with
-//! `RESOLVE_IN_ROOT`), first as `O_PATH` without following a final symlink, then checked
-//! with `fstat`; only a regular file is then opened for reading (non-blocking, and checked
-//! to be the same inode), so a FIFO or a device is never opened, and nothing is written.
+//! Invariants: every file is looked up inside the container's root only (its directory
+//! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), as an
+//! `O_PATH` probe that does not follow a final symlink, then checked with `fstat`; only a
+//! regular file is then opened for reading, and only as the very inode the probe names
+//! (`/proc/self/fd/N`), so a FIFO or a device is never opened, and nothing is written.
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
 use std::collections::BTreeMap;
