@@ -130,22 +130,48 @@ pub struct Version {
     pub json: bool,
 }
 
+/// The container named `name` (as the only element, at index 0).
 pub(crate) fn find(name: &str) -> Result<(Vec<Container>, usize), String> {
-    let all = containers::discover().map_err(|e| format!("cannot list /proc: {e}"))?;
-    let id = containers::lookup(&all, name)
-        .map_err(|e| e.to_string())?
-        .id
-        .clone();
-    let i = all.iter().position(|c| c.id == id).unwrap_or(0);
-    Ok((all, i))
+    let c = containers::find(name).map_err(|e| e.to_string())?;
+    Ok((vec![c], 0))
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Prints rows as left-aligned columns (the last column is not padded).
+/// `s` with control characters escaped (`\n`, `\t`, `\x1b`, `\u{9b}`) and backslashes
+/// doubled, for text a container controls (argv, comm, hostnames, package fields): printed
+/// raw it could forge a row or send escape sequences to the reader's terminal. JSON output
+/// is escaped by serde already.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || c == '\\') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Prints rows as left-aligned columns (the last column is not padded). Every cell is made
+/// `printable`: one row per line, whatever the container put in its names.
 fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| r.iter().map(|c| printable(c).into_owned()).collect())
+        .collect();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
@@ -200,7 +226,7 @@ pub fn list(a: List) -> CliResult {
             .flat_map(|c| &c.notes)
             .filter(|n| n.contains("skipped"))
         {
-            eprintln!("sidecar: warning: {n}");
+            eprintln!("sidecar: warning: {}", printable(n));
         }
     }
     Ok(0)
@@ -210,7 +236,7 @@ pub fn ps(a: Ps) -> CliResult {
     let (all, i) = find(&a.container)?;
     let listing = processes::list(&all[i]);
     for n in &listing.notes {
-        eprintln!("sidecar: warning: {n}");
+        eprintln!("sidecar: warning: {}", printable(n));
     }
     let procs = listing.processes;
     if a.json {
@@ -434,7 +460,8 @@ pub fn rpms(a: Rpms) -> CliResult {
         }
         (None, None, [c] | [c, _]) => {
             let (all, i) = find(c)?;
-            let root = crate::rootfs::Root::of_pid(all[i].root_pid)
+            let root = all[i]
+                .root()
                 .map_err(|e| format!("container {}: {e}", all[i].id))?;
             (Source::Root(root, all[i].id.clone()), a.args.get(1))
         }
@@ -512,10 +539,11 @@ pub fn rpms(a: Rpms) -> CliResult {
                 .and_then(|()| out.write_all(b"\n"));
         }
         None => {
-            // rpm -qa's lines, %{nvr}%{archsuffix}, written out in one go.
+            // rpm -qa's lines, %{nvr}%{archsuffix}, written out in one go (control
+            // characters escaped: a name is the container's to choose).
             let mut text = String::with_capacity(db.packages.len() * 40);
             for p in &db.packages {
-                text.push_str(&packages::nevra(p));
+                text.push_str(&printable(&packages::nevra(p)));
                 text.push('\n');
             }
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
@@ -546,7 +574,7 @@ enum Source<'a> {
 fn print_package(p: &serde_json::Value) {
     let s = |k: &str| match &p[k] {
         serde_json::Value::Null => "(none)".to_string(),
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => printable(s).into_owned(),
         v => v.to_string(),
     };
     for (label, key) in [
@@ -566,20 +594,29 @@ fn print_package(p: &serde_json::Value) {
     ] {
         println!("{label:<13}: {}", s(key));
     }
-    println!("Description  :\n{}", s("description"));
+    // A description's own line breaks are kept; other control characters are not.
+    let description = match &p["description"] {
+        serde_json::Value::String(d) => d
+            .split('\n')
+            .map(|l| printable(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => "(none)".to_string(),
+    };
+    println!("Description  :\n{description}");
     for key in ["requires", "provides", "conflicts", "obsoletes"] {
         let list = p[key].as_array().cloned().unwrap_or_default();
         if !list.is_empty() {
             println!("{}:", key[..1].to_uppercase() + &key[1..]);
             for d in list {
-                println!("  {}", d["text"].as_str().unwrap_or(""));
+                println!("  {}", printable(d["text"].as_str().unwrap_or("")));
             }
         }
     }
     let files = p["files"].as_array().cloned().unwrap_or_default();
     println!("Files ({}):", files.len());
     for f in files {
-        println!("  {}", f.as_str().unwrap_or(""));
+        println!("  {}", printable(f.as_str().unwrap_or("")));
     }
     println!();
 }
@@ -667,7 +704,8 @@ pub fn cp(a: Cp) -> CliResult {
     use std::io::Write;
     let root_of = |c: &str| -> Result<(crate::rootfs::Root, String), String> {
         let (all, i) = find(c)?;
-        let root = crate::rootfs::Root::of_pid(all[i].root_pid)
+        let root = all[i]
+            .root()
             .map_err(|e| format!("container {}: {e}", all[i].id))?;
         Ok((root, all[i].id.clone()))
     };
@@ -759,7 +797,7 @@ pub struct Exec {
 
 /// The container's ID and the process to enter. `pid:N` names the process itself, as
 /// `nsenter -t N` does, and needs no walk of every process (a third of an exec's time).
-fn exec_target(name: &str) -> Result<(String, u32, u64), String> {
+fn exec_target(name: &str) -> Result<crate::enter::Request, String> {
     if let Some(pid) = name
         .strip_prefix("pid:")
         .and_then(|n| n.parse::<u32>().ok())
@@ -770,11 +808,22 @@ fn exec_target(name: &str) -> Result<(String, u32, u64), String> {
             .ok()
             .flatten()
             .map_or_else(|| name.to_string(), |c| c.id);
-        return Ok((id, pid, stat.starttime));
+        return Ok(crate::enter::Request {
+            container: id,
+            pid,
+            starttime: stat.starttime,
+            ..Default::default()
+        });
     }
     let (all, i) = find(name)?;
     let (pid, starttime) = all[i].entry_point();
-    Ok((all[i].id.clone(), pid, starttime))
+    Ok(crate::enter::Request {
+        container: all[i].id.clone(),
+        pid,
+        starttime,
+        stand_ins: all[i].stand_ins.clone(),
+        ..Default::default()
+    })
 }
 
 pub fn exec(a: Exec) -> CliResult {
@@ -789,11 +838,7 @@ pub fn exec(a: Exec) -> CliResult {
             .ok_or_else(|| format!("--env {kv}: expected KEY=VALUE"))?;
         env.insert(k.to_string(), v.to_string());
     }
-    let (container, pid, starttime) = exec_target(&a.container)?;
     let req = crate::enter::Request {
-        container,
-        pid,
-        starttime,
         argv: a.argv,
         env,
         cwd: a.cwd,
@@ -804,11 +849,12 @@ pub fn exec(a: Exec) -> CliResult {
         setns_files: a.setns_files,
         stdin: None,
         stdin_from_fd3: false,
+        ..exec_target(&a.container)?
     };
     match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
         Ok(done) => {
             for n in &done.notes {
-                eprintln!("sidecar: note: {n}");
+                eprintln!("sidecar: note: {}", printable(n));
             }
             if done.timed_out {
                 eprintln!(
@@ -819,8 +865,26 @@ pub fn exec(a: Exec) -> CliResult {
             Ok(done.status)
         }
         Err(e) => {
-            eprintln!("sidecar: {e}");
+            eprintln!("sidecar: {}", printable(&e.to_string()));
             Ok(e.exit_status())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_for_tables() {
+        assert_eq!(printable("sleep 100"), "sleep 100");
+        assert_eq!(printable("é ü 中"), "é ü 中");
+        // A forged row, a terminal title sequence, a C1 CSI, a bell, a backslash.
+        assert_eq!(printable("x\n1  0  root  R  sh"), "x\\n1  0  root  R  sh");
+        assert_eq!(printable("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
+        assert_eq!(printable("a\u{9b}31m"), "a\\u{9b}31m");
+        assert_eq!(printable("tab\there\r"), "tab\\there\\r");
+        assert_eq!(printable("c:\\x1b"), "c:\\\\x1b");
+        assert_eq!(printable("del\x7f"), "del\\x7f");
     }
 }

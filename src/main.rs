@@ -71,7 +71,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("sidecar: {e}");
+            eprintln!("sidecar: {}", cli::printable(&e));
             std::process::exit(125);
         }
     }

@@ -942,3 +942,45 @@ fn a_huge_directory_is_streamed_in_bounded_memory() {
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v[0]["name"], "d", "{v}");
 }
+
+#[test]
+fn lookups_racing_renames_are_retried_not_500() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let server = Server::start(&["--allow-basic"]);
+    // openat2(RESOLVE_IN_ROOT) answers EAGAIN when a rename anywhere raced with a lookup
+    // that went through "..": rename in a loop while reading through "..".
+    let dir = TempDir::new("renames");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let renamer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = std::fs::rename(&a, &b);
+            let _ = std::fs::rename(&b, &a);
+            n += 2;
+        }
+        n
+    });
+    let mut statuses = std::collections::BTreeMap::new();
+    let path = format!("/{}/files/etc/../etc/./../etc/hostname", &c.id[..12]);
+    for _ in 0..300 {
+        let answer = raw_port(
+            server.port(),
+            format!("GET {path} HTTP/1.1\r\nAuthorization: Basic YWRtaW46czNjcmV0LVBhc3M=\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        *statuses.entry(status_of(&answer)).or_insert(0) += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let renames = renamer.join().unwrap();
+    assert!(renames > 100, "the renames did not race ({renames})");
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        vec![200],
+        "{statuses:?}"
+    );
+}

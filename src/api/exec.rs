@@ -121,6 +121,7 @@ pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
         container: c.id.clone(),
         pid,
         starttime,
+        stand_ins: c.stand_ins.clone(),
         argv: b.argv,
         env: b.env,
         cwd: b.cwd,

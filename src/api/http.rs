@@ -300,7 +300,7 @@ impl Server {
                 Ok(h) => h,
                 Err(e) => {
                     if let Some(r) = e.refusal(self.limits.max_head) {
-                        audit(&peer_name, None, "-", "-", r.status, started, None);
+                        audit(&peer_name, None, "-", "-", r.status, started, &[]);
                         reader.get_mut().deadline = Some(Instant::now() + Duration::from_secs(5));
                         let resp = Response::error(r.status, r.code, &r.message);
                         let _ = write_response(reader.get_mut(), resp, false, false, false);
@@ -345,7 +345,7 @@ impl Server {
                     &head.target,
                     resp.status,
                     started,
-                    Some(&resp),
+                    &audit_extra(&resp),
                 );
                 let out = reader.get_mut();
                 out.deadline = Some(Instant::now() + send_timeout);
@@ -470,7 +470,7 @@ impl Server {
                     &head.target,
                     400,
                     started,
-                    None,
+                    &[],
                 );
                 return false;
             }
@@ -499,6 +499,25 @@ pub fn parse_request_bytes(data: &[u8]) -> Result<(head::Head, u64), String> {
     Ok((h, n))
 }
 
+/// What a reply adds to its audit line: what it changed, and the damaged package records
+/// it left out (`X-Sidecar-Skipped-Records`).
+fn audit_extra(resp: &Response) -> Vec<(&'static str, serde_json::Value)> {
+    let mut extra = Vec::new();
+    if let Some(c) = &resp.change {
+        extra.push(("change", c.clone()));
+    }
+    let name = crate::packages::SKIPPED_HEADER;
+    let skipped = resp
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    if let Some(n) = skipped {
+        extra.push(("skipped_records", n.into()));
+    }
+    extra
+}
+
 /// Who is on the other end of a connection.
 struct Client<'a> {
     peer: Option<IpAddr>,
@@ -515,7 +534,7 @@ fn audit(
     path: &str,
     status: u16,
     started: Instant,
-    resp: Option<&Response>,
+    extra: &[(&str, serde_json::Value)],
 ) {
     let mut line = serde_json::json!({
         "time": crate::procfs::format_utc(
@@ -527,18 +546,8 @@ fn audit(
         "status": status,
         "duration_ms": started.elapsed().as_millis() as u64,
     });
-    if let Some(c) = resp.and_then(|r| r.change.as_ref()) {
-        line["change"] = c.clone();
-    }
-    // The damaged package records a reply left out (its `X-Sidecar-Skipped-Records`).
-    let skipped = resp.and_then(|r| {
-        r.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(crate::packages::SKIPPED_HEADER))
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    });
-    if let Some(n) = skipped {
-        line["skipped_records"] = n.into();
+    for (k, v) in extra {
+        line[*k] = v.clone();
     }
     eprintln!("{line}");
 }

@@ -180,9 +180,13 @@ impl App {
                 Ok(Response::json(200, &version_json()))
             }
             [name, rest @ ..] => {
-                let all = discover()?;
-                let c = containers::lookup(&all, name)?;
-                self.container_route(req, &method, c, rest)
+                let c = containers::find(name).map_err(|e| match e {
+                    containers::FindError::Lookup(l) => ApiError::from(l),
+                    containers::FindError::Proc(e) => {
+                        ApiError::new(500, "io_error", format!("cannot list /proc: {e}"))
+                    }
+                })?;
+                self.container_route(req, &method, &c, rest)
             }
             [] => Err(not_found(&path)),
         }
@@ -413,26 +417,6 @@ impl App {
     }
 }
 
-/// A package answer read from a database with damaged records: their count in a response
-/// header (and so in the audit line), each one logged with its record number and why.
-fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Response {
-    if db.skipped.is_empty() {
-        return r;
-    }
-    r.headers.push((
-        packages::SKIPPED_HEADER.into(),
-        db.skipped.len().to_string(),
-    ));
-    for s in &db.skipped {
-        eprintln!(
-            "{}",
-            json!({"event": "rpmdb_record_skipped", "container": c.id, "dir": db.dir,
-                   "instance": s.instance, "why": s.what})
-        );
-    }
-    r
-}
-
 /// The helper's request for one rpm run of a transaction: as uid 0 with the container's
 /// capability set (as `podman exec --user 0`), no time-out, messages in rpm's own (C locale)
 /// words; with `stdin_from_fd3`, the uploaded package is the program's stdin.
@@ -447,6 +431,7 @@ pub fn transaction_request(
         container: c.id.clone(),
         pid,
         starttime,
+        stand_ins: c.stand_ins.clone(),
         argv: argv.iter().map(|a| a.to_string()).collect(),
         env: [("LC_ALL".to_string(), "C".to_string())]
             .into_iter()
@@ -501,6 +486,26 @@ impl From<packages::upload::UploadError> for ApiError {
     }
 }
 
+/// A package answer read from a database with damaged records: their count in a response
+/// header (and so in the audit line), each one logged with its record number and why.
+fn with_skipped(mut r: Response, db: &packages::Database, c: &Container) -> Response {
+    if db.skipped.is_empty() {
+        return r;
+    }
+    r.headers.push((
+        packages::SKIPPED_HEADER.into(),
+        db.skipped.len().to_string(),
+    ));
+    for s in &db.skipped {
+        eprintln!(
+            "{}",
+            json!({"event": "rpmdb_record_skipped", "container": c.id, "dir": db.dir,
+                   "instance": s.instance, "why": s.what})
+        );
+    }
+    r
+}
+
 fn not_found(path: &str) -> ApiError {
     ApiError::new(
         404,
@@ -542,7 +547,8 @@ fn write_options(req: &Request) -> Result<files::WriteOptions> {
 
 /// The container's root, or why it cannot be opened.
 fn root(c: &Container) -> Result<Root> {
-    Root::of_pid(c.root_pid).map_err(|e| match e.raw_os_error() {
+    c.root().map_err(|e| match e.raw_os_error() {
+        _ if e.kind() == std::io::ErrorKind::NotFound => ApiError::new(404, "container_not_found", e.to_string()),
         Some(libc::ENOENT) | Some(libc::ESRCH) => ApiError::new(404, "container_not_found", format!("container {} has exited", c.id)),
         Some(libc::EACCES) | Some(libc::EPERM) => ApiError::new(
             403,

@@ -29,7 +29,9 @@ fn segment_id(seg: &str) -> Option<(&'static str, &str)> {
         return None;
     }
     let seg_no_scope = seg.strip_suffix(".scope").unwrap_or(seg);
-    const PREFIXES: [(&str, &str); 4] = [
+    // `libpod-payload-` (podman `--cgroups=split`) before `libpod-`, whose suffix it is not.
+    const PREFIXES: [(&str, &str); 5] = [
+        ("libpod-payload-", "podman"),
         ("libpod-", "podman"),
         ("docker-", "docker"),
         ("cri-containerd-", "containerd"),
@@ -52,8 +54,13 @@ fn segment_id(seg: &str) -> Option<(&'static str, &str)> {
 }
 
 /// The pod a segment names: podman's `machine-libpod_pod_<id>.slice` or `libpod_pod_<id>`,
-/// Kubernetes' `pod<uid>` or `kubepods-…-pod<uid_with_underscores>.slice`.
+/// Kubernetes' `pod<uid>` or `kubepods-…-pod<uid_with_underscores>.slice`. A Kubernetes pod
+/// UID is a UUID, or for a static pod the 32-hex hash of its manifest (what the kubelet
+/// puts in the `kubernetes.io/config.hash` annotation and in the pod's cgroup name).
+/// The containerd cgroupfs form `kubepods-…-pod<uid>.slice:cri-containerd:<id>` names the pod
+/// before its first `:`.
 fn segment_pod(seg: &str) -> Option<String> {
+    let seg = seg.split(':').next().unwrap_or(seg);
     let seg = seg.strip_suffix(".slice").unwrap_or(seg);
     if let Some(i) = seg.find("libpod_pod_") {
         let id = &seg[i + "libpod_pod_".len()..];
@@ -69,14 +76,26 @@ fn segment_pod(seg: &str) -> Option<String> {
             8 | 13 | 18 | 23 => b == b'-',
             _ => b.is_ascii_hexdigit(),
         });
-    is_uid.then_some(uid)
+    let is_hash = uid.len() == 32 && uid.bytes().all(|b| b.is_ascii_hexdigit());
+    (is_uid || is_hash).then_some(uid)
 }
 
 /// The container a cgroup path names, if any.
+///
+/// Inside a private cgroup namespace (a container's, rooted at its own cgroup) the paths of
+/// the processes outside it start with `/..`: a neighbour is `/../<name>` and the names above
+/// the namespace's root are hidden. A bare 64-hex name is then taken as a container ID when
+/// it sits right below the hidden part or under a pod's segment: cgroupfs runtimes name a
+/// container's cgroup by its bare ID (`/docker/<id>`, `/kubepods/…/pod<uid>/<id>`), and from
+/// inside a sibling the parent that said which runtime is among the hidden names.
 pub fn path_id(path: &str) -> Option<CgroupId> {
-    let segs: Vec<&str> = path
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != "..")
+    let all: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Only a leading run of `..` is the namespace's view of hidden ancestors.
+    let hidden = all.iter().take_while(|s| **s == "..").count();
+    let segs: Vec<&str> = all[hidden..]
+        .iter()
+        .copied()
+        .filter(|s| *s != "..")
         .collect();
     for (i, seg) in segs.iter().enumerate().rev() {
         let found = segment_id(seg)
@@ -88,14 +107,17 @@ pub fn path_id(path: &str) -> Option<CgroupId> {
                     None
                 } else if parent == "docker" {
                     Some(("docker", seg.to_string()))
-                } else if segment_pod(parent).is_some() && path.contains("kubepods") {
+                } else if (segment_pod(parent).is_some()
+                    && (hidden > 0 || path.contains("kubepods")))
+                    || (i == 0 && hidden > 0)
+                {
                     Some(("unknown", seg.to_string()))
                 } else {
                     None
                 }
             });
         if let Some((runtime, id)) = found {
-            let pod_id = segs[..i]
+            let pod_id = segs[..=i]
                 .iter()
                 .rev()
                 .find_map(|s| segment_pod(s))
@@ -212,6 +234,61 @@ mod tests {
         assert_eq!(id(&format!("/some/{ID}")), None);
         assert_eq!(id("/"), None);
         assert_eq!(id("/libpod-xyz.scope"), None);
+    }
+
+    #[test]
+    fn static_pods_split_cgroups_and_containerd_pods() {
+        // A static pod's UID is the 32-hex hash of its manifest.
+        let hash = "6f3b9c1a0d2e4f5a6b7c8d9e0f1a2b3c";
+        let k = id(&format!("/kubepods/burstable/pod{hash}/{ID}")).unwrap();
+        assert_eq!(k, ("unknown", ID.to_string(), Some(hash.to_string())));
+        let k = id(&format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{hash}.slice/cri-containerd-{ID}.scope"
+        ))
+        .unwrap();
+        assert_eq!(k, ("containerd", ID.to_string(), Some(hash.to_string())));
+        let k = id(&format!(
+            "/kubepods-besteffort-pod{hash}.slice:cri-containerd:{ID}"
+        ))
+        .unwrap();
+        assert_eq!(k, ("containerd", ID.to_string(), Some(hash.to_string())));
+        let k = id(&format!(
+            "/system.slice/containerd.service/kubepods-besteffort-pod6b1f1d52_0f6e_4a57_9d3b_2c0d3e4f5a6b.slice:cri-containerd:{ID}"
+        ))
+        .unwrap();
+        assert_eq!(k.2.as_deref(), Some("6b1f1d52-0f6e-4a57-9d3b-2c0d3e4f5a6b"));
+        // podman --cgroups=split
+        assert_eq!(
+            id(&format!("/user.slice/session-3.scope/libpod-payload-{ID}")),
+            Some(("podman", ID.to_string(), None))
+        );
+        assert_eq!(
+            id(&format!(
+                "/machine.slice/libpod-{ID}.scope/libpod-payload-{ID}"
+            )),
+            Some(("podman", ID.to_string(), None))
+        );
+        // 32 hex is a pod's hash only after `pod`: host services' cgroups are not pods.
+        assert_eq!(id(&format!("/process_api/{hash}/{ID}")), None);
+    }
+
+    #[test]
+    fn neighbours_seen_from_a_private_cgroup_namespace() {
+        // cgroupfs docker and Kubernetes: the parent that names the runtime is hidden.
+        assert_eq!(
+            id(&format!("/../{ID}")),
+            Some(("unknown", ID.to_string(), None))
+        );
+        let hash = "6f3b9c1a0d2e4f5a6b7c8d9e0f1a2b3c";
+        assert_eq!(
+            id(&format!("/../../pod{hash}/{ID}")),
+            Some(("unknown", ID.to_string(), Some(hash.to_string())))
+        );
+        assert_eq!(id(&format!("/../libpod-{ID}")).unwrap().0, "podman");
+        // A bare ID deeper down, not under a pod, is no container (only below `..`).
+        assert_eq!(id(&format!("/../x/{ID}")), None);
+        assert_eq!(id(&format!("/{ID}")), None);
+        assert_eq!(id("/../"), None);
     }
 
     #[test]

@@ -42,26 +42,84 @@ pub struct Container {
     /// `/proc/<pid>/stat` of each of `pids`, as read while grouping (a listing reuses it).
     #[serde(skip)]
     pub stats: Vec<procfs::Stat>,
-    /// The process whose root and namespaces stand for the container's: the lowest PID we
-    /// may inspect (not always `pid`: even root may not open `/proc/1/root` here).
+    /// The process whose root and namespaces stand for the container's: its init (PID 1 in
+    /// its PID namespace), or where it has none (a pod sharing one PID namespace) its oldest
+    /// process; never simply the lowest PID (PIDs wrap: a chrooted worker can be lowest).
+    /// Only processes we may inspect qualify (even root may not open `/proc/1/root` here).
     #[serde(skip)]
     pub root_pid: u32,
+    /// Who stands in, in order, with start times: `root_pid` first, then the container's
+    /// other processes, oldest first. When one exits while a request is served the next
+    /// stands in; only a container with none left has exited.
+    #[serde(skip)]
+    pub stand_ins: Vec<(u32, u64)>,
 }
 
 impl Container {
     /// The process that stands for the container when entering it (`root_pid`), and its
     /// start time as discovery saw it, so that a PID reused since is noticed.
     pub fn entry_point(&self) -> (u32, u64) {
-        let start = self
-            .pids
-            .iter()
-            .position(|&p| p == self.root_pid)
-            .and_then(|i| self.stats.get(i))
-            .map(|s| s.starttime)
-            .or_else(|| procfs::stat(self.root_pid).ok().map(|s| s.starttime))
-            .unwrap_or(0);
+        if let Some(&first) = self.stand_ins.first() {
+            return first;
+        }
+        let start = procfs::stat(self.root_pid).map_or(0, |s| s.starttime);
         (self.root_pid, start)
     }
+
+    /// The first process of `stand_ins` that is still the one discovery saw and has not
+    /// exited (a zombie has no root, namespaces or files any more).
+    ///
+    /// # Errors
+    /// `NotFound` "container … has exited" when none is left.
+    pub fn live_pid(&self) -> std::io::Result<u32> {
+        for &(pid, start) in &self.stand_ins {
+            if procfs::stat(pid).is_ok_and(|s| s.starttime == start && !exited(&s)) {
+                return Ok(pid);
+            }
+        }
+        Err(self.exited())
+    }
+
+    /// The container's root, opened through the first stand-in still alive: one that exits
+    /// between the check and the open is skipped for the next.
+    ///
+    /// # Errors
+    /// `NotFound` when the container has exited; the open's error (EACCES, EPERM) when no
+    /// live process's root may be opened.
+    pub fn root(&self) -> std::io::Result<Root> {
+        let mut refused = None;
+        for &(pid, start) in &self.stand_ins {
+            let alive = || procfs::stat(pid).is_ok_and(|s| s.starttime == start && !exited(&s));
+            if !alive() {
+                continue;
+            }
+            match Root::of_pid(pid) {
+                // Held now: if it is still the process we saw, the root is that process's.
+                Ok(root) if alive() => return Ok(root),
+                Ok(_) => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+                    refused.get_or_insert(e);
+                }
+                Err(_) => continue,
+            }
+        }
+        Err(refused.unwrap_or_else(|| self.exited()))
+    }
+
+    fn exited(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "container {} has exited (no process of it is left)",
+                self.id
+            ),
+        )
+    }
+}
+
+/// A zombie (exited, not yet reaped) or dead task: its root, namespaces and files are gone.
+fn exited(s: &procfs::Stat) -> bool {
+    matches!(s.state, 'Z' | 'X' | 'x')
 }
 
 /// Why a container name did not resolve.
@@ -96,12 +154,16 @@ struct Seen {
     mnt: Option<u64>,
     root: Option<(u64, u64)>,
     kernel_thread: bool,
+    /// In our own cgroup subtree while we run in a private cgroup namespace: our container.
+    ours: bool,
     note: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
     Host,
+    /// The sidecar's own container, when only our cgroup namespace tells it (left out).
+    Own,
     Runtime(String),
     Mount(u64),
 }
@@ -111,27 +173,49 @@ fn root_identity(pid: u32) -> std::io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
+/// The inode of the initial cgroup namespace (`PROC_CGROUP_INIT_INO`, include/linux/proc_ns.h):
+/// fixed by the kernel, so a different one means we run in a private cgroup namespace.
+pub const INIT_CGROUP_NS: u64 = 0xEFFF_FFFB;
+
+/// Whether a process is in our own cgroup subtree, seen from inside our private cgroup
+/// namespace: none of its paths climbs out of the namespace's root (`/..`). A runtime puts
+/// its container below the root in at least one hierarchy, so a neighbour or a host process
+/// always shows a `/..` somewhere.
+pub fn in_own_subtree(cgroup_file: &str) -> bool {
+    let lines = procfs::parse_cgroup(cgroup_file);
+    !lines.is_empty() && lines.iter().all(|l| !l.path.starts_with("/.."))
+}
+
 /// Reads only what grouping needs: a process with a runtime ID needs nothing more; one
 /// that shares our root while we are on the node is the host's without its namespace.
-fn look(pid: u32, my_root: Option<(u64, u64)>, on_host: bool) -> Option<Seen> {
+/// With `private_cgns`, processes of our own cgroup subtree are marked `ours`.
+fn look(pid: u32, my_root: Option<(u64, u64)>, on_host: bool, private_cgns: bool) -> Option<Seen> {
     let stat = procfs::stat(pid).ok()?; // gone: skip it
-                                        // Kernel threads (kthreadd and its children) belong to the node, whatever their root.
-    let kernel_thread = pid == 2 || stat.ppid == 2;
+                                        // Kernel threads belong to the node, whatever their root. Told by their flags: inside a
+                                        // PID namespace PID 2 and its children are a container's own processes.
+    let kernel_thread = stat.is_kernel_thread();
     let mut seen = Seen {
         stat,
         cgroup: None,
         mnt: None,
         root: None,
         kernel_thread,
+        ours: false,
         note: None,
     };
     if kernel_thread {
         return Some(seen);
     }
-    seen.cgroup = procfs::with_text(pid, "cgroup", cgroup::container_id)
-        .ok()
-        .flatten();
-    if seen.cgroup.is_some() {
+    let (id, ours) = procfs::with_text(pid, "cgroup", |text| {
+        (
+            cgroup::container_id(text),
+            private_cgns && in_own_subtree(text),
+        )
+    })
+    .unwrap_or((None, false));
+    seen.cgroup = id;
+    seen.ours = ours;
+    if seen.cgroup.is_some() || seen.ours {
         return Some(seen);
     }
     match root_identity(pid) {
@@ -151,17 +235,35 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
         .ok()
         .and_then(|c| cgroup::container_id(&c));
     let my_root = root_identity(me).ok();
-    let on_host = my_cgroup.is_none();
+    // In a private cgroup namespace (a container's: `0::/`, the rest at `/../…`) our own path
+    // names no runtime, yet we are not on the node: our container is our cgroup subtree.
+    let private_cgns = procfs::namespace(me, "cgroup").is_some_and(|ns| ns != INIT_CGROUP_NS);
+    let on_host = my_cgroup.is_none() && !private_cgns;
+    // From a container that sees the node's processes, the node's mount namespace is the
+    // kernel threads' (kthreadd's, when we see it): its processes are the `host` entry.
+    let host_mnt = if on_host {
+        None
+    } else {
+        procfs::stat(2)
+            .ok()
+            .filter(procfs::Stat::is_kernel_thread)
+            .and_then(|_| procfs::namespace(2, "mnt"))
+    };
 
     let mut groups: BTreeMap<Key, Vec<Seen>> = BTreeMap::new();
     let mut my_key = None;
     for pid in procfs::pids()? {
-        let Some(seen) = look(pid, my_root, on_host) else {
+        let Some(seen) = look(pid, my_root, on_host, private_cgns) else {
             continue;
         };
         let key = if let Some(c) = &seen.cgroup {
             Key::Runtime(c.id.clone())
-        } else if on_host && (seen.root.is_none() || seen.root == my_root || seen.kernel_thread) {
+        } else if seen.ours {
+            Key::Own
+        } else if seen.kernel_thread
+            || (on_host && (seen.root.is_none() || seen.root == my_root))
+            || (host_mnt.is_some() && seen.mnt == host_mnt)
+        {
             Key::Host
         } else if let Some(mnt) = seen.mnt {
             Key::Mount(mnt)
@@ -176,6 +278,8 @@ pub fn discover() -> std::io::Result<Vec<Container>> {
     if let Some(k) = my_key.filter(|k| *k != Key::Host) {
         groups.remove(&k);
     }
+    // Whatever our own process was keyed as, our cgroup subtree is our container.
+    groups.remove(&Key::Own);
 
     let mut out: Vec<Container> = groups.into_iter().map(|(k, seen)| build(k, seen)).collect();
     // A hostname names an unlabelled container only when no other container has it.
@@ -208,15 +312,44 @@ fn valid_hostname_id(h: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 
+/// The processes that may stand for a container, best first: its init (PID 1 in its PID
+/// namespace, `NSpid`), else its oldest process by start time; then the others, oldest
+/// first. Only processes we may inspect qualify (on these machines not even root may open
+/// `/proc/1/root`); kernel threads and zombies never do. A zombie init means the container
+/// has exited (its PID namespace is being torn down): then none stands in.
+fn stand_ins(seen: &[Seen]) -> Vec<(u32, u64)> {
+    let mut order: Vec<&Seen> = seen.iter().filter(|s| !s.kernel_thread).collect();
+    order.sort_by_key(|s| (s.stat.starttime, s.stat.pid));
+    // The init is the oldest process of its PID namespace: looking in start order finds it
+    // at once when there is one; a pod without one reads each status once.
+    let init = order.iter().position(|s| {
+        procfs::with_text(s.stat.pid, "status", |t| {
+            procfs::status_field(t, "NSpid")
+                .and_then(|v| v.split_whitespace().last())
+                .is_some_and(|n| n == "1")
+        })
+        .unwrap_or(false)
+    });
+    if let Some(i) = init {
+        if exited(&order[i].stat) {
+            return Vec::new();
+        }
+        let s = order.remove(i);
+        order.insert(0, s);
+    }
+    order
+        .iter()
+        .filter(|s| s.note.is_none() && !exited(&s.stat))
+        .map(|s| (s.stat.pid, s.stat.starttime))
+        .collect()
+}
+
 fn build(key: Key, seen: Vec<Seen>) -> Container {
     let pid = seen.iter().map(|s| s.stat.pid).min().unwrap_or(0);
     let first = seen.iter().find(|s| s.stat.pid == pid);
-    // Hostname and namespaces come from the first process we may look into (on these
-    // machines not even root may open /proc/1/root or /proc/1/ns).
-    let inspectable = seen
-        .iter()
-        .find(|s| s.note.is_none() && !s.kernel_thread)
-        .map_or(pid, |s| s.stat.pid);
+    // Hostname, namespaces and root come from the process that stands for the container.
+    let stand_ins = stand_ins(&seen);
+    let inspectable = stand_ins.first().map_or(pid, |&(p, _)| p);
     let mut notes: Vec<String> = seen.iter().filter_map(|s| s.note.clone()).collect();
     // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
     let hostname =
@@ -239,6 +372,8 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
             (c.id, c.runtime, c.pod_id)
         }
         Key::Mount(ino) => (format!("mntns-{ino}"), "unknown", None),
+        // Removed before building; named for completeness.
+        Key::Own => ("self".to_string(), "unknown", None),
     };
     let short_id = if runtime != "host" && runtime != "unknown" {
         id[..12].to_string()
@@ -269,10 +404,88 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
         pids: seen.iter().map(|s| s.stat.pid).collect(),
         stats: seen.into_iter().map(|s| s.stat).collect(),
         root_pid: inspectable,
+        stand_ins,
         namespaces,
         uid,
         notes,
     }
+}
+
+/// Finds the container named `name` without listing every container first when it can: a
+/// name of at least 4 hex digits is looked for among runtime IDs with one read of each
+/// process's `cgroup` file (no `stat`, root or namespace of anyone else); only the matching
+/// processes are then inspected. Other names (a hostname, `mntns-…`, `host`, `pid:N`), and a
+/// prefix no runtime ID has, go through `discover` and `lookup`.
+pub fn find(name: &str) -> Result<Container, FindError> {
+    if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(found) = find_runtime_id(name)? {
+            return Ok(found);
+        }
+    }
+    let all = discover().map_err(FindError::Proc)?;
+    lookup(&all, name).cloned().map_err(FindError::Lookup)
+}
+
+/// Why `find` found nothing.
+#[derive(Debug)]
+pub enum FindError {
+    Proc(std::io::Error),
+    Lookup(LookupError),
+}
+
+impl fmt::Display for FindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FindError::Proc(e) => write!(f, "cannot list /proc: {e}"),
+            FindError::Lookup(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The runtime container whose ID starts with `prefix`, from the processes whose cgroup
+/// names it; `None` when no process's does (or only our own container's).
+fn find_runtime_id(prefix: &str) -> Result<Option<Container>, FindError> {
+    let me = std::process::id();
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut mine = None;
+    for pid in procfs::pids().map_err(FindError::Proc)? {
+        let Ok(Some(c)) = procfs::with_text(pid, "cgroup", cgroup::container_id) else {
+            continue;
+        };
+        if pid == me {
+            mine = Some(c.id.clone());
+        }
+        if c.id.starts_with(prefix) {
+            ids.entry(c.id).or_default().push(pid);
+        }
+    }
+    if let Some(m) = &mine {
+        ids.remove(m);
+    }
+    if ids.len() > 1 {
+        if let Some(pids) = ids.remove(prefix) {
+            // The full ID of one, a prefix of none other: it wins, as in `lookup`.
+            ids.clear();
+            ids.insert(prefix.to_string(), pids);
+        } else {
+            return Err(FindError::Lookup(LookupError::Ambiguous(
+                prefix.to_string(),
+                ids.into_keys().collect(),
+            )));
+        }
+    }
+    let Some((id, pids)) = ids.into_iter().next() else {
+        return Ok(None);
+    };
+    let seen: Vec<Seen> = pids
+        .into_iter()
+        .filter_map(|p| look(p, None, false, false))
+        .filter(|s| s.cgroup.as_ref().is_some_and(|c| c.id == id))
+        .collect();
+    if seen.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(build(Key::Runtime(id), seen)))
 }
 
 /// Finds the container a user means by `name`.
@@ -328,6 +541,7 @@ mod tests {
             notes: vec![],
             stats: vec![],
             root_pid: pids[0],
+            stand_ins: vec![],
         }
     }
 

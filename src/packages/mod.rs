@@ -1,9 +1,9 @@
 //! A container's packages, read natively: find its RPM database inside its root, read it with
 //! `rpmdb`, and shape the answers (`GET /<c>/rpms`, `sidecar rpms`); which package owns a
-//! file (`owners.rs`, as `rpm -qf`) and what changed since the packages were installed
-//! (`verify.rs`, as `rpm -V`). Transactions (install, update, erase) through the
-//! container's own rpm are in `transaction.rs`; uploaded packages are received and checked
-//! in `upload.rs`.
+//! file (`owners`, as `rpm -qf`) and what changed since the packages were installed
+//! (`verify`, as `rpm -V`). Transactions (install, update, erase) through the container's
+//! own rpm are in `transaction.rs`, uploaded packages are received and checked in
+//! `upload.rs`, and the native path's checks are in `native/`.
 //!
 //! Invariant: the database is located and opened only through the container's root
 //! (`rootfs::Root`, `RESOLVE_IN_ROOT`), so `/var/lib/rpm -> /usr/lib/sysimage/rpm` resolves in
@@ -28,6 +28,7 @@ use crate::procfs::{format_utc, format_utc_into};
 use crate::rootfs::Root;
 use crate::rpmdb::{self, DbError, Dependency, Detail, Format, Listing, Package, Skipped};
 
+pub mod native;
 pub mod transaction;
 pub mod upload;
 
@@ -182,7 +183,7 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
 /// of `DB_DIRS` that holds one.
 pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
-        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
+        let opener = |name: &str| open_regular(root, &format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
@@ -216,6 +217,13 @@ fn has_database_in(root: &Root, dir: &str) -> bool {
 
 fn is_regular(st: &rustix::fs::Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+}
+
+/// Opens a file of the container's database for reading: looked at first (`O_PATH`,
+/// `fstat`) and opened only when it is a regular file (`Root::open`). A FIFO or a device
+/// planted where the database belongs is refused, never opened, and named for what it is.
+fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
+    root.open(path)
 }
 
 /// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should

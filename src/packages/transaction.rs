@@ -90,9 +90,13 @@ pub fn format_nevra(
     s
 }
 
-/// A VERSION or RELEASE as rpm's messages print it: empty when the header has none.
-fn ver(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
+/// A package's VERSION and RELEASE (empty when its header has none, which rpm accepts).
+pub fn version_of(p: &Package) -> &str {
+    p.version.as_deref().unwrap_or("")
+}
+
+pub fn release_of(p: &Package) -> &str {
+    p.release.as_deref().unwrap_or("")
 }
 
 /// An installed package's NEVRA.
@@ -100,8 +104,8 @@ pub fn nevra(p: &Package) -> String {
     format_nevra(
         &p.name,
         p.epoch,
-        ver(&p.version),
-        ver(&p.release),
+        version_of(p),
+        release_of(p),
         p.arch.as_deref(),
     )
 }
@@ -113,8 +117,8 @@ fn names_of(p: &Package) -> [String; 2] {
         format_nevra(
             &p.name,
             None,
-            ver(&p.version),
-            ver(&p.release),
+            version_of(p),
+            release_of(p),
             p.arch.as_deref(),
         ),
     ]
@@ -285,8 +289,8 @@ pub fn choose<'a>(db: &'a Database, spec: &str) -> Target<'a> {
     }
     let by_nevra: Vec<&Package> = real()
         .filter(|p| {
-            let nvr = format_nevra(&p.name, None, ver(&p.version), ver(&p.release), None);
-            let envr = format_nevra(&p.name, p.epoch, ver(&p.version), ver(&p.release), None);
+            let nvr = format_nevra(&p.name, None, version_of(p), release_of(p), None);
+            let envr = format_nevra(&p.name, p.epoch, version_of(p), release_of(p), None);
             names_of(p).iter().any(|n| n == spec) || nvr == spec || envr == spec
         })
         .collect();
@@ -473,8 +477,8 @@ impl<E> Context<'_, E> {
         let arg = format_nevra(
             &pkg.name,
             None,
-            ver(&pkg.version),
-            ver(&pkg.release),
+            version_of(pkg),
+            release_of(pkg),
             pkg.arch.as_deref(),
         );
         self.usable_rpm(&arg)?;

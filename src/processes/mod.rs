@@ -1,7 +1,9 @@
 //! A container's processes: the listing, one process in depth, and signals.
 //!
 //! PIDs are the sidecar's view (the `pid` field); `ns_pid` is what the container sees
-//! (`NSpid`). User names come from the container's own `/etc/passwd`, read inside its root.
+//! (`NSpid`). Likewise `uid` is the owner as the sidecar sees it and `ns_uid` the uid inside
+//! the container's user namespace (through its `uid_map`); user names come from the
+//! container's own `/etc/passwd`, read inside its root, for the inside uid.
 //!
 //! Invariant: a signal is only sent through a pidfd opened *after* checking that the PID is
 //! one of the container's and *checked again* (same start time) once the pidfd is held, so a
@@ -16,7 +18,6 @@ use serde::Serialize;
 
 use crate::containers::Container;
 use crate::procfs::{self, PasswdEntry};
-use crate::rootfs::Root;
 
 /// One process as the listing shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +25,11 @@ pub struct Process {
     pub pid: u32,
     pub ns_pid: Option<u32>,
     pub ppid: u32,
+    /// The real uid as the sidecar (the host) sees it.
     pub uid: Option<u32>,
+    /// The real uid inside the process's user namespace; null when it maps to none.
+    pub ns_uid: Option<u32>,
+    /// The name of `ns_uid` in the container's `/etc/passwd`.
     pub user: Option<String>,
     pub state: String,
     pub comm: String,
@@ -87,7 +92,10 @@ impl fmt::Display for Error {
 /// note when its `/etc/passwd` is there but could not be read (a FIFO or a device planted
 /// there is never opened: user names are then null).
 pub fn container_users(c: &Container) -> (Vec<PasswdEntry>, Option<String>) {
-    match Root::of_pid(c.root_pid).and_then(|r| r.read_optional("/etc/passwd", 4 << 20)) {
+    match c
+        .root()
+        .and_then(|r| r.read_optional("/etc/passwd", 4 << 20))
+    {
         Ok(text) => (procfs::parse_passwd(&text.unwrap_or_default()), None),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => (
             Vec::new(),
@@ -102,10 +110,47 @@ struct Clock {
     page: u64,
 }
 
+/// How the uids of a container's processes map to the ones inside it.
+enum UidMap {
+    /// The stand-in's user namespace maps every uid to itself (no user namespace of its
+    /// own, or an identity one): nothing more to read.
+    Identity,
+    /// A user-namespaced container: each process's own `uid_map` is read (a process may sit
+    /// in a nested namespace of its own).
+    PerProcess,
+}
+
+impl UidMap {
+    fn of(pid: u32) -> UidMap {
+        let map = procfs::with_text(pid, "uid_map", procfs::parse_id_map).unwrap_or_default();
+        let identity = map.is_empty()
+            || map
+                .iter()
+                .all(|r| r.inside == r.outside && (r.inside, r.count) == (0, u32::MAX));
+        if identity {
+            UidMap::Identity
+        } else {
+            UidMap::PerProcess
+        }
+    }
+
+    fn inside(&self, pid: u32, uid: u32) -> Option<u32> {
+        match self {
+            UidMap::Identity => Some(uid),
+            UidMap::PerProcess => procfs::with_text(pid, "uid_map", |t| {
+                procfs::map_id_inside(&procfs::parse_id_map(t), uid)
+            })
+            .ok()
+            .flatten(),
+        }
+    }
+}
+
 fn read_process(
     pid: u32,
     stat: Option<&procfs::Stat>,
     users: &[PasswdEntry],
+    map: &UidMap,
     clock: &Clock,
 ) -> Option<Process> {
     let stat = match stat {
@@ -113,7 +158,7 @@ fn read_process(
         None => procfs::stat(pid).ok()?,
     };
     // Kernel threads have no executable; asking costs a failing readlink each.
-    let kernel_thread = pid == 2 || stat.ppid == 2;
+    let kernel_thread = stat.is_kernel_thread();
     let (uid, ns_pid) = procfs::with_text(pid, "status", |s| {
         let uid =
             procfs::status_field(s, "Uid").and_then(|v| procfs::parse_ids(v).first().copied());
@@ -122,6 +167,7 @@ fn read_process(
         (uid, ns_pid)
     })
     .unwrap_or((None, None));
+    let ns_uid = uid.and_then(|u| map.inside(pid, u));
     let argv = procfs::argv(pid).unwrap_or_default();
     let started =
         procfs::format_utc((clock.boot + stat.starttime / procfs::TICKS_PER_SECOND) as i64) + "Z";
@@ -130,7 +176,8 @@ fn read_process(
         ns_pid,
         ppid: stat.ppid,
         uid,
-        user: uid.and_then(|u| users.iter().find(|e| e.uid == u).map(|e| e.name.clone())),
+        ns_uid,
+        user: ns_uid.and_then(|u| users.iter().find(|e| e.uid == u).map(|e| e.name.clone())),
         state: stat.state.to_string(),
         comm: stat.comm,
         cmdline: argv.join(" "),
@@ -165,11 +212,12 @@ pub struct Listing {
 pub fn list(c: &Container) -> Listing {
     let (users, note) = container_users(c);
     let clock = clock();
+    let map = UidMap::of(c.live_pid().unwrap_or(c.root_pid));
     let processes = c
         .pids
         .iter()
         .enumerate()
-        .filter_map(|(i, &pid)| read_process(pid, c.stats.get(i), &users, &clock))
+        .filter_map(|(i, &pid)| read_process(pid, c.stats.get(i), &users, &map, &clock))
         .collect();
     Listing {
         processes,
@@ -188,7 +236,8 @@ pub fn detail(c: &Container, pid: u32) -> Result<ProcessDetail, Error> {
     if !c.pids.contains(&pid) || pid == std::process::id() {
         return Err(not_found());
     }
-    let process = read_process(pid, None, &container_users(c).0, &clock()).ok_or_else(not_found)?;
+    let process = read_process(pid, None, &container_users(c).0, &UidMap::of(pid), &clock())
+        .ok_or_else(not_found)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| {
         d.filter_map(|e| {
             let name = e.ok()?.file_name().to_string_lossy().into_owned();

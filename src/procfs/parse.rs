@@ -12,6 +12,8 @@ pub struct Stat {
     pub state: char,
     pub ppid: u32,
     pub pgrp: u32,
+    /// The kernel's `PF_*` flags of the task (field 9).
+    pub flags: u32,
     pub utime: u64,
     pub stime: u64,
     pub threads: u64,
@@ -19,6 +21,48 @@ pub struct Stat {
     pub starttime: u64,
     /// Resident set size, in pages.
     pub rss_pages: u64,
+}
+
+/// `PF_KTHREAD` (include/linux/sched.h): the task is a kernel thread.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+impl Stat {
+    /// Whether this is a kernel thread, told by its flags: never by its parent PID (inside a
+    /// PID namespace PID 2 and its children are ordinary processes).
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+/// One line of `/proc/<pid>/uid_map` or `gid_map`: `count` ids from `inside` (in the
+/// process's user namespace) are `outside` (in the reader's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// Parses `uid_map`/`gid_map`; lines that do not read as three numbers are skipped.
+pub fn parse_id_map(s: &str) -> Vec<IdRange> {
+    s.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace().map(|w| w.parse::<u32>().ok());
+            Some(IdRange {
+                inside: f.next()??,
+                outside: f.next()??,
+                count: f.next()??,
+            })
+        })
+        .collect()
+}
+
+/// The id inside the namespace for `outside` (an id as the reader sees it), if mapped.
+pub fn map_id_inside(map: &[IdRange], outside: u32) -> Option<u32> {
+    map.iter().find_map(|r| {
+        let off = outside.checked_sub(r.outside)?;
+        (off < r.count).then(|| r.inside + off)
+    })
 }
 
 /// Parses `/proc/<pid>/stat`. The command name is found by the *last* `)`, since a process
@@ -47,6 +91,7 @@ pub fn parse_stat(s: &str) -> Option<Stat> {
         state: field(3)?.chars().next()?,
         ppid: num(4)? as u32,
         pgrp: num(5)? as u32,
+        flags: num(9)? as u32,
         utime: num(14)?,
         stime: num(15)?,
         threads: num(20)?,
@@ -429,10 +474,29 @@ mod tests {
             (s.pid, s.comm.as_str(), s.state, s.ppid),
             (2, "kthreadd", 'S', 0)
         );
+        assert!(s.is_kernel_thread());
+        assert!(!parse_stat(&fixture("stat-hostile-comm"))
+            .unwrap()
+            .is_kernel_thread());
         assert_eq!(parse_stat(""), None);
         assert_eq!(parse_stat("12 (x"), None);
         assert_eq!(parse_stat("12 )x( S"), None);
         assert_eq!(parse_stat("12 (x) S 1"), None);
+    }
+
+    #[test]
+    fn id_maps() {
+        let host = parse_id_map("         0          0 4294967295\n");
+        assert_eq!(map_id_inside(&host, 1000), Some(1000));
+        // rootless podman: root is the user, 1.. come from /etc/subuid.
+        let rootless = parse_id_map("0 1000 1\n1 100000 65536\ngarbage\n");
+        assert_eq!(rootless.len(), 2);
+        assert_eq!(map_id_inside(&rootless, 1000), Some(0));
+        assert_eq!(map_id_inside(&rootless, 100000), Some(1));
+        assert_eq!(map_id_inside(&rootless, 165535), Some(65536));
+        assert_eq!(map_id_inside(&rootless, 165536), None);
+        assert_eq!(map_id_inside(&rootless, 0), None);
+        assert_eq!(map_id_inside(&[], 0), None);
     }
 
     #[test]

@@ -169,7 +169,8 @@ pub fn socket_inode(link: &str) -> Option<u64> {
 
 /// The container's sockets with their owners, TCP first, then UDP, then unix.
 pub fn list(c: &Container) -> std::io::Result<Vec<Socket>> {
-    let pid = c.root_pid;
+    // The first stand-in still alive: one that exits meanwhile is not the container's end.
+    let pid = c.live_pid()?;
     let mut all = Vec::new();
     for (file, protocol) in [
         ("tcp", "tcp"),

@@ -78,6 +78,28 @@ impl Drop for TempDir {
 /// The cgroup v1 hierarchies a fake container is placed in, as podman's cgroupfs manager does.
 const HIERARCHIES: [&str; 2] = ["pids", "systemd"];
 
+/// The directories under `/sys/fs/cgroup` a fake container's cgroup goes in: the v1
+/// hierarchies, and the unified one where this machine has it (hybrid: `unified`; pure v2:
+/// `/sys/fs/cgroup` itself).
+pub fn hierarchies() -> Vec<String> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return vec![String::new()];
+    }
+    let mut h: Vec<String> = HIERARCHIES.iter().map(|s| s.to_string()).collect();
+    if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        h.push("unified".into());
+    }
+    h
+}
+
+/// `/sys/fs/cgroup/<hierarchy>/<rel>` for each of `hierarchies()`.
+pub fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    hierarchies()
+        .iter()
+        .map(|h| Path::new("/sys/fs/cgroup").join(h).join(rel))
+        .collect()
+}
+
 /// A container without a runtime: namespaces from `unshare`, a busybox root, a cgroup path
 /// named `<parent>/<prefix><id>` so that the sidecar takes it for a runtime's container.
 pub struct FakeContainer {
@@ -111,6 +133,12 @@ pub struct Spec<'a> {
     /// Capabilities dropped from the container's bounding set (util-linux `setpriv` around
     /// `unshare`, which itself still needs SYS_ADMIN and SYS_CHROOT), as a runtime does.
     pub drop_caps: Vec<&'a str>,
+    /// The cgroup path below each hierarchy, exactly as a runtime names it (`docker/<id>`,
+    /// `kubepods/burstable/pod<uid>/<id>`); default `<parent>/<prefix><id>`.
+    pub cgroup: Option<String>,
+    /// A user namespace of its own whose root is this host uid (and gid), 65536 ids from
+    /// there, as rootless podman makes: the container runs as its root.
+    pub userns: Option<u32>,
 }
 
 impl<'a> Spec<'a> {
@@ -123,9 +151,25 @@ impl<'a> Spec<'a> {
             id,
             script: script.to_string(),
             drop_caps: Vec::new(),
+            cgroup: None,
+            userns: None,
         }
     }
 }
+
+/// Makes a user namespace, waits for a line on stdin (the test writes the maps meanwhile),
+/// becomes root inside and execs its arguments.
+const USERNS_PY: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000) != 0:
+    sys.exit("unshare(CLONE_NEWUSER): " + os.strerror(ctypes.get_errno()))
+sys.stdin.readline()
+os.setresgid(0, 0, 0)
+os.setgroups([])
+os.setresuid(0, 0, 0)
+os.execvp(sys.argv[1], sys.argv[1:])
+"#;
 
 /// The user that fake containers have (and that the host does not).
 pub const CONTAINER_USER: &str = "sctester";
@@ -177,19 +221,20 @@ impl FakeContainer {
         // The container's PID 1 waits until the test has put it in its cgroup (as a runtime
         // does before it starts the program); `unshare` itself stays outside, like conmon.
         let mut wait = String::new();
-        if !spec.prefix.is_empty() {
-            for h in HIERARCHIES {
-                let dir = PathBuf::from(format!(
-                    "/sys/fs/cgroup/{h}/{}/{}{}",
-                    spec.parent, spec.prefix, spec.id
-                ));
+        let rel = spec.cgroup.clone().unwrap_or_else(|| {
+            if spec.prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/{}{}", spec.parent, spec.prefix, spec.id)
+            }
+        });
+        if !rel.is_empty() {
+            for dir in cgroup_dirs(&rel) {
                 std::fs::create_dir_all(&dir).unwrap();
                 cgroups.push(dir);
             }
-            wait = format!(
-                "until grep -q {}{} /proc/self/cgroup; do sleep 0.02; done; ",
-                spec.prefix, spec.id
-            );
+            let last = rel.rsplit('/').next().unwrap();
+            wait = format!("until grep -qF '{last}' /proc/self/cgroup; do sleep 0.02; done; ");
         }
         let inner = format!(
             "export PATH=/bin; hostname {}; {wait}{}",
@@ -204,23 +249,49 @@ impl FakeContainer {
                 .arg("unshare");
             c
         };
-        let child = cmd
-            .args([
-                "--mount",
-                "--pid",
-                "--uts",
-                "--ipc",
-                "--net",
-                "--fork",
-                "--kill-child",
-                "--root",
-            ])
+        if spec.userns.is_some() {
+            // A user namespace first (python3 calls unshare(2)): the test writes its maps,
+            // then the process becomes root inside and execs the `unshare` above, which
+            // makes the other namespaces owned by it, as a rootless runtime does.
+            let rest: Vec<String> = std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            cmd = Command::new("python3");
+            cmd.arg("-c").arg(USERNS_PY).args(rest);
+        }
+        cmd.args([
+            "--mount",
+            "--pid",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--fork",
+            "--kill-child",
+        ]);
+        cmd.arg("--root")
             .arg(r)
-            .args(["--mount-proc", "/bin/busybox", "sh", "-c"])
+            .args(["--mount-proc", "/bin/busybox", "sh", "-c"]);
+        let mut child = cmd
             .arg(inner)
-            .stdin(Stdio::null())
+            .stdin(if spec.userns.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap();
+        if let Some(base) = spec.userns {
+            let pid = child.id();
+            let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+            wait_until("the user namespace", Duration::from_secs(10), || {
+                std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l != ours)
+            });
+            for map in ["uid_map", "gid_map"] {
+                std::fs::write(format!("/proc/{pid}/{map}"), format!("0 {base} 65536\n")).unwrap();
+            }
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"go\n").unwrap();
+        }
         let mut c = FakeContainer {
             id: spec.id,
             hostname: spec.hostname,
@@ -333,8 +404,40 @@ impl Drop for FakeContainer {
     fn drop(&mut self) {
         self.stop();
         for cg in &self.cgroups {
-            let _ = std::fs::remove_dir(cg);
+            remove_cgroup(cg);
         }
+    }
+}
+
+/// Names of cgroups that runtimes share between containers: left in place (another test may
+/// be creating a child in one), while a test's own levels (a pod's `pod<uid>`) go.
+const SHARED_CGROUPS: [&str; 11] = [
+    "libpod_parent",
+    "kubepods",
+    "burstable",
+    "besteffort",
+    "docker",
+    "kubepods.slice",
+    "kubepods-burstable.slice",
+    "kubepods-besteffort.slice",
+    "machine.slice",
+    "system.slice",
+    "user.slice",
+];
+
+/// Removes a test's cgroup and its own empty parents, up to a shared or hierarchy level.
+pub fn remove_cgroup(dir: &Path) {
+    let mut d = dir.to_path_buf();
+    while std::fs::remove_dir(&d).is_ok() {
+        let Some(parent) = d.parent() else { break };
+        let name = parent.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if parent.parent() == Some(Path::new("/sys/fs/cgroup"))
+            || parent == Path::new("/sys/fs/cgroup")
+            || SHARED_CGROUPS.contains(&name)
+        {
+            break;
+        }
+        d = parent.to_path_buf();
     }
 }
 
