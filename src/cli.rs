@@ -653,8 +653,8 @@ pub fn sockets(a: Sockets) -> CliResult {
                 s.protocol.to_string(),
                 s.kind.unwrap_or("").to_string(),
                 s.state.to_string(),
-                s.local.clone().unwrap_or_else(|| "*".into()),
-                s.remote.clone().unwrap_or_else(|| "*".into()),
+                s.local.as_deref().map_or_else(|| "*".into(), visible),
+                s.remote.as_deref().map_or_else(|| "*".into(), visible),
                 owners.join(","),
             ]
         })
@@ -666,95 +666,107 @@ pub fn sockets(a: Sockets) -> CliResult {
     Ok(0)
 }
 
+/// A name for a table: control characters (a newline in a socket's path) as `\n`, `\u{1}`, so
+/// that one entry stays one row. `--json` has the exact name.
+fn visible(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// copy a file out of or into a container: cp <c>:<path> <local>, cp <local> <c>:<path>
 #[derive(FromArgs)]
-#[argh(subcommand, name = "cp")]
+#[argh(
+    subcommand,
+    name = "cp",
+    example = "sidecar cp web:/etc/app.conf ./app.conf\nsidecar cp ./app.conf web:/etc/\ngen-config | sidecar cp --expect-size 1234 - web:/etc/app.conf\nsidecar cp web:/var/backup/db.sql ./backup-22:34.sql",
+    note = "<container>:<path> names a container's file only when a container of that name exists (or pid:N:<path>); a path starting with / or ./ is always local. - is stdin or stdout. The destination is replaced only by a complete copy: ^C, SIGTERM or an error leave it as it was. From stdin, the end of the stream is the end of the file: give --expect-size when a sender that dies must not replace the file. Exit status: 0, 128+N when stopped by signal N, 125 for any error."
+)]
 pub struct Cp {
-    /// source: <container>:<path> (pid:N:<path>) or a local file (/dev/stdin works)
+    /// source: <container>:<path> (pid:N:<path>), a local file, or - for stdin
     #[argh(positional)]
     pub from: String,
-    /// destination: <container>:<path> (pid:N:<path>) or a local file (/dev/stdout works)
+    /// destination: <container>:<path> (pid:N:<path>), a local file or directory, or - for stdout
     #[argh(positional)]
     pub to: String,
-    /// mode of a file written into a container, octal (default: the local file's, or 0644)
+    /// mode, octal (default: copies out keep the source's; copies in keep the replaced file's, else the local file's, else 0644)
     #[argh(option)]
     pub mode: Option<String>,
-    /// owner uid of a file written into a container (default 0)
-    #[argh(option, default = "0")]
-    pub uid: u32,
-    /// owner gid of a file written into a container (default 0)
-    #[argh(option, default = "0")]
-    pub gid: u32,
+    /// owner uid of a file written into a container (default: the replaced file's, else 0)
+    #[argh(option)]
+    pub uid: Option<u32>,
+    /// owner gid of a file written into a container (default: the replaced file's, else 0)
+    #[argh(option)]
+    pub gid: Option<u32>,
     /// create missing parent directories in the container
     #[argh(switch)]
     pub parents: bool,
+    /// the source's length in bytes: a source that ends shorter (a sender that died) replaces nothing
+    #[argh(option)]
+    pub expect_size: Option<u64>,
 }
 
-/// `<container>:<path>` (or `pid:N:<path>`) → (container, path); `None` for a local path.
-fn container_path(arg: &str) -> Option<(String, String)> {
-    if let Some(rest) = arg.strip_prefix("pid:") {
-        let (n, path) = rest.split_once(':')?;
-        return Some((format!("pid:{n}"), path.to_string()));
-    }
-    let (c, path) = arg.split_once(':')?;
-    (!c.is_empty() && !c.contains('/')).then(|| (c.to_string(), path.to_string()))
+/// Arguments that are not UTF-8 reach argh as a placeholder: a NUL (which no argument can
+/// hold) and the argument's index. `main` keeps the real bytes here. So does `cp`'s `-`
+/// (stdin or stdout), which argh would take for an option.
+static RAW_ARGS: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+
+/// Keeps the process's arguments as bytes and returns them as strings for argh, each one
+/// that is not UTF-8 replaced by its placeholder (see `raw_arg`).
+pub fn args_for_argh(raw: Vec<std::ffi::OsString>) -> Vec<String> {
+    let cp = raw.get(1).is_some_and(|a| a == "cp");
+    let strings = raw
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match a.to_str() {
+            Some("-") if cp => format!("\0{i}"),
+            Some(s) => s.to_string(),
+            None => format!("\0{i}"),
+        })
+        .collect();
+    let _ = RAW_ARGS.set(raw);
+    strings
+}
+
+/// The argument that was not UTF-8, if `s` is a placeholder for it.
+pub fn is_placeholder(s: &str) -> bool {
+    s.starts_with('\0')
+}
+
+/// The bytes of an argument as given (a placeholder back to its real bytes).
+fn raw_arg(s: &str) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    s.strip_prefix('\0')
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| RAW_ARGS.get()?.get(i))
+        .map_or_else(|| s.as_bytes().to_vec(), |a| a.as_bytes().to_vec())
 }
 
 pub fn cp(a: Cp) -> CliResult {
-    use std::io::Write;
-    let root_of = |c: &str| -> Result<(crate::rootfs::Root, String), String> {
-        let (all, i) = find(c)?;
-        let root = all[i]
-            .root()
-            .map_err(|e| format!("container {}: {e}", all[i].id))?;
-        Ok((root, all[i].id.clone()))
+    let mode = match &a.mode {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|&m| m <= 0o7777)
+                .ok_or_else(|| format!("--mode {m}: not an octal mode"))?,
+        ),
+        None => None,
     };
-    match (container_path(&a.from), container_path(&a.to)) {
-        (Some((c, path)), None) => {
-            let (root, _) = root_of(&c)?;
-            let mut file = match crate::files::read(&root, &path).map_err(|e| e.to_string())? {
-                crate::files::Found::File(f, _) => f,
-                crate::files::Found::Dir(_) => {
-                    return Err(format!("{path} is a directory: cp copies files"))
-                }
-            };
-            let mut out = std::fs::File::create(&a.to).map_err(|e| format!("{}: {e}", a.to))?;
-            std::io::copy(&mut file, &mut out).map_err(|e| format!("{}: {e}", a.to))?;
-            out.flush().map_err(|e| format!("{}: {e}", a.to))?;
-            Ok(0)
-        }
-        (None, Some((c, path))) => {
-            let (root, id) = root_of(&c)?;
-            let (mut input, local_mode): (Box<dyn std::io::Read>, Option<u32>) = if a.from == "-" {
-                (Box::new(std::io::stdin().lock()), None)
-            } else {
-                let f = std::fs::File::open(&a.from).map_err(|e| format!("{}: {e}", a.from))?;
-                let mode = f
-                    .metadata()
-                    .ok()
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
-                (Box::new(f), mode)
-            };
-            let mode = match &a.mode {
-                Some(m) => u32::from_str_radix(m, 8)
-                    .map_err(|_| format!("--mode {m}: not an octal mode"))?,
-                None => local_mode.unwrap_or(0o644),
-            };
-            let opts = crate::files::WriteOptions {
-                mode,
-                uid: a.uid,
-                gid: a.gid,
-                parents: a.parents,
-            };
-            let w = crate::files::write(&root, &path, &mut input, u64::MAX, &opts)
-                .map_err(|e| e.to_string())?;
-            if w.in_place {
-                eprintln!("sidecar: {path} in {id} is a bind mount: it was overwritten in place");
-            }
-            Ok(0)
-        }
-        _ => Err("cp: exactly one side must be <container>:<path> (or pid:N:<path>)".into()),
-    }
+    let opts = crate::cp::Options {
+        mode,
+        uid: a.uid,
+        gid: a.gid,
+        parents: a.parents,
+        expect_size: a.expect_size,
+    };
+    crate::cp::run(&raw_arg(&a.from), &raw_arg(&a.to), &opts)?;
+    Ok(0)
 }
 
 /// run a program inside a container, like nsenter --all --root

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod containers;
+pub mod cp;
 pub mod enter;
 pub mod files;
 pub mod init;

@@ -38,7 +38,30 @@ fn main() {
         sidecar::sys::default_sigpipe();
         std::process::exit(sidecar::enter::helper_main());
     }
-    let args: Args = argh::from_env();
+    // Arguments are bytes: argh takes strings, so one that is not UTF-8 (a file name such as
+    // `caf\xe9.txt`) goes through as a placeholder that `cp` turns back into its bytes. Every
+    // error of the sidecar itself, a usage error included, exits 125.
+    let strings = cli::args_for_argh(std::env::args_os().collect());
+    let cmd = strings
+        .first()
+        .map(|c| c.rsplit('/').next().unwrap_or(c))
+        .unwrap_or("sidecar");
+    let rest: Vec<&str> = strings.iter().skip(1).map(String::as_str).collect();
+    let args = match Args::from_args(&[cmd], &rest) {
+        Ok(args) => args,
+        Err(argh::EarlyExit { output, status }) => {
+            if status.is_ok() {
+                println!("{output}");
+                std::process::exit(0);
+            }
+            eprintln!("{output}\nRun {cmd} --help for more information.");
+            std::process::exit(125);
+        }
+    };
+    if !matches!(args.command, Command::Cp(_)) && rest.iter().any(|a| cli::is_placeholder(a)) {
+        eprintln!("sidecar: an argument is not UTF-8 (only cp takes such file names)");
+        std::process::exit(125);
+    }
     if !matches!(args.command, Command::Serve(_)) {
         sidecar::sys::default_sigpipe();
     }

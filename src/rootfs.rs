@@ -97,6 +97,38 @@ impl Root {
         Ok(File::from(fd))
     }
 
+    /// `open_with` for a path given as bytes (names on Linux need not be UTF-8: `caf\xe9.txt`):
+    /// resolved inside the root the same way, refusing procfs and sysfs.
+    pub fn open_bytes(&self, path: &[u8], flags: OFlags) -> io::Result<File> {
+        if path.contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path holds a NUL byte",
+            ));
+        }
+        let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
+        let rel: &[u8] = if start == path.len() {
+            b"."
+        } else {
+            &path[start..]
+        };
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            rel,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?;
+        let magic = crate::sys::fs_magic(&fd)?;
+        if magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "refusing a file on procfs or sysfs",
+            ));
+        }
+        Ok(File::from(fd))
+    }
+
     /// Reads a small text file of the container (`/etc/passwd`, `/etc/hostname`), at most
     /// `limit` bytes.
     pub fn read_to_string(&self, path: &str, limit: u64) -> io::Result<String> {

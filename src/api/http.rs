@@ -559,7 +559,9 @@ pub fn split_target(target: &str) -> Option<(String, Vec<(String, String)>)> {
         return None;
     }
     let (p, q) = target.split_once('?').unwrap_or((target, ""));
-    let path = percent_decode(p, false)?;
+    // Names need not be UTF-8: such a path is kept here with U+FFFD, and the routes that take
+    // names as bytes (files) decode `target` again with `percent_decode_bytes`.
+    let path = String::from_utf8_lossy(&percent_decode_bytes(p, false)?).into_owned();
     let query = q
         .split('&')
         .filter(|kv| !kv.is_empty())
@@ -572,6 +574,12 @@ pub fn split_target(target: &str) -> Option<(String, Vec<(String, String)>)> {
 }
 
 fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(s, plus_is_space)?).ok()
+}
+
+/// Decodes `%HH` escapes (and `+` as a space when `plus_is_space`) into bytes; `None` for a
+/// malformed escape.
+pub fn percent_decode_bytes(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -592,7 +600,7 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 fn reason(status: u16) -> &'static str {
@@ -704,7 +712,8 @@ mod tests {
         );
         assert!(split_target("http://x/").is_none());
         assert!(split_target("/%zz").is_none());
-        assert!(split_target("/%ff").is_none());
+        assert_eq!(split_target("/caf%e9").unwrap().0, "/caf\u{FFFD}");
+        assert!(split_target("/?x=%ff").is_none());
         assert!(split_target("/%").is_none());
         assert_eq!(split_target("/a%00b").unwrap().0, "/a\0b");
     }

@@ -297,7 +297,10 @@ impl App {
                 }));
                 Ok(r)
             }
-            ["files", rest @ ..] => self.files(req, method, c, &format!("/{}", rest.join("/"))),
+            ["files", ..] => {
+                let path = files_path(&req.target)?;
+                self.files(req, method, c, &path)
+            }
             ["sockets"] => {
                 only(method, "GET")?;
                 let list = crate::sockets::list(c).map_err(|e| {
@@ -318,8 +321,9 @@ impl App {
         req: &mut Request,
         method: &str,
         c: &Container,
-        path: &str,
+        path: &[u8],
     ) -> Result<Response> {
+        let shown = String::from_utf8_lossy(path).into_owned();
         let root = root(c)?;
         match method {
             "GET" | "HEAD" => match files::read(&root, path)? {
@@ -344,15 +348,15 @@ impl App {
                 let written = files::write(&root, path, req.body, self.max_upload, &opts)?;
                 let mut r = Response::json(200, &json!({"status": "written", "file": written}));
                 r.change = Some(
-                    json!({"container": c.id, "wrote": path, "size": written.size, "in_place": written.in_place}),
+                    json!({"container": c.id, "wrote": shown, "size": written.size, "in_place": written.in_place}),
                 );
                 Ok(r)
             }
             "DELETE" => {
                 self.writable()?;
                 files::remove(&root, path)?;
-                let mut r = Response::json(200, &json!({"status": "removed", "path": path}));
-                r.change = Some(json!({"container": c.id, "removed": path}));
+                let mut r = Response::json(200, &json!({"status": "removed", "path": shown}));
+                r.change = Some(json!({"container": c.id, "removed": shown}));
                 Ok(r)
             }
             _ => Err(method_not_allowed("GET, PUT, DELETE")),
@@ -519,28 +523,44 @@ fn discover() -> Result<Vec<Container>> {
         .map_err(|e| ApiError::new(500, "io_error", format!("cannot list /proc: {e}")))
 }
 
-/// `?mode=0644&uid=0&gid=0&parents=1` of a file upload.
+/// The path of a files route as bytes: the request target after `/<container>/files`,
+/// percent-decoded without requiring UTF-8 (`caf%E9.txt` names the file `caf\xe9.txt`), a
+/// trailing `/` kept (it names a directory).
+fn files_path(target: &str) -> Result<Vec<u8>> {
+    let raw = target.split_once('?').map_or(target, |(p, _)| p);
+    let bad = || ApiError::new(400, "bad_path", "the path holds a malformed %-escape");
+    // `/<container>/files/<path>`: the first two components are ASCII words.
+    let mut slashes = raw.match_indices('/').map(|(i, _)| i);
+    let start = slashes.nth(2).unwrap_or(raw.len());
+    let path = http::percent_decode_bytes(&raw[start..], false).ok_or_else(bad)?;
+    Ok(if path.is_empty() { b"/".to_vec() } else { path })
+}
+
+/// `?mode=0644&uid=0&gid=0&parents=1` of a file upload. Without `mode`, `uid` or `gid`, a
+/// replaced file keeps its own, and a new one is 0644, owned by root.
 fn write_options(req: &Request) -> Result<files::WriteOptions> {
     let bad =
         |what: &str, v: &str| ApiError::new(400, "bad_request", format!("invalid {what} '{v}'"));
-    let num = |name: &str, radix: u32, default: u32| -> Result<u32> {
+    let num = |name: &str, radix: u32| -> Result<Option<u32>> {
         match req.query(name) {
-            None | Some("") => Ok(default),
+            None | Some("") => Ok(None),
             // (uid_t)-1 means "no change" to chown: refused rather than misreported.
             Some(v) => u32::from_str_radix(v, radix)
                 .ok()
                 .filter(|&n| n != u32::MAX)
+                .map(Some)
                 .ok_or_else(|| bad(name, v)),
         }
     };
-    let mode = num("mode", 8, 0o644)?;
-    if mode > 0o7777 {
+    let mode = num("mode", 8)?;
+    if mode.is_some_and(|m| m > 0o7777) {
         return Err(bad("mode", req.query("mode").unwrap_or("")));
     }
     Ok(files::WriteOptions {
         mode,
-        uid: num("uid", 10, 0)?,
-        gid: num("gid", 10, 0)?,
+        new_mode: 0o644,
+        uid: num("uid", 10)?,
+        gid: num("gid", 10)?,
         parents: matches!(req.query("parents"), Some("1" | "true" | "yes")),
     })
 }

@@ -3,15 +3,20 @@
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`), and the work is done with `*at` calls
 //! on the opened parent directory, so no path is ever resolved twice or outside the root.
 //!
+//! Paths are bytes (a name on Linux need not be UTF-8); they become text only in messages and,
+//! escaped as `json_name` says, in listings.
+//!
 //! Invariants: nothing on procfs or sysfs is read or written (inside them `/proc/self` is the
 //! sidecar); only regular files are read or replaced (a FIFO or device is never opened for
 //! reading: it could block or have side effects); a write never leaves half a file behind,
-//! and a failed write leaves nothing behind.
+//! and a failed or unfinished write (an `Upload` dropped before `commit`) leaves nothing behind.
+
+pub mod copy;
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use serde::Serialize;
@@ -57,8 +62,12 @@ fn shorten(p: &str) -> String {
     }
 }
 
-fn classify(path: &str, e: io::Error) -> Error {
-    let p = path.to_string();
+fn lossy(p: &[u8]) -> String {
+    String::from_utf8_lossy(p).into_owned()
+}
+
+fn classify(path: &[u8], e: io::Error) -> Error {
+    let p = lossy(path);
     match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ENOTDIR) => Error::NotFound(p),
         Some(libc::ELOOP) => Error::BadPath(
@@ -82,16 +91,16 @@ fn classify(path: &str, e: io::Error) -> Error {
 /// exists there (`/proc/self` does not exist for a process outside the container's PID
 /// namespace; the answer must not depend on what happens to exist there). Walks from the
 /// top, so a symlink into /proc is caught where it lands.
-fn refuse_special(root: &Root, path: &str) -> Result<(), Error> {
-    let mut prefix = String::new();
-    for comp in path.split('/').filter(|c| !c.is_empty()) {
-        prefix.push('/');
-        prefix.push_str(comp);
-        match root.open_with(&prefix, OFlags::PATH | OFlags::CLOEXEC) {
+fn refuse_special(root: &Root, path: &[u8]) -> Result<(), Error> {
+    let mut prefix = Vec::new();
+    for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        prefix.push(b'/');
+        prefix.extend_from_slice(comp);
+        match root.open_bytes(&prefix, OFlags::PATH | OFlags::CLOEXEC) {
             // `Root` refuses procfs and sysfs with an error of its own (no errno).
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_none() => {
                 return Err(Error::Refused(
-                    path.into(),
+                    lossy(path),
                     "procfs and sysfs are not served (inside them /proc/self is the sidecar)",
                 ));
             }
@@ -100,6 +109,31 @@ fn refuse_special(root: &Root, path: &str) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// How a name (a file name, a symlink's target, a unix socket's path: bytes on Linux) goes
+/// into JSON, which carries only Unicode text. A name that is UTF-8 is given as it is (JSON
+/// escapes a newline or a control character exactly). One that is not is given for people
+/// with U+FFFD for each invalid sequence, and exactly as its bytes percent-encoded (every byte
+/// outside `A-Z a-z 0-9 - . _ ~ /` as `%HH`): the form the files routes take in their path.
+pub fn json_name(bytes: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), None),
+        Err(_) => (lossy(bytes), Some(percent_encode(bytes))),
+    }
+}
+
+/// Percent-encodes every byte outside `A-Z a-z 0-9 - . _ ~ /`.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn kind_name(t: FileType) -> &'static str {
@@ -115,10 +149,13 @@ fn kind_name(t: FileType) -> &'static str {
     }
 }
 
-/// One directory entry as the listing shows it.
+/// One directory entry as the listing shows it. `name_bytes` and `target_bytes` appear only
+/// when the name or target is not UTF-8 (see `json_name`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_bytes: Option<String>,
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub mode: String,
@@ -127,56 +164,72 @@ pub struct Entry {
     pub size: u64,
     pub mtime: String,
     pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_bytes: Option<String>,
 }
 
-/// What a read found: a regular file to stream, or a directory's entries.
+/// What a read found: a regular file to stream (and its size), or a directory's entries.
 pub enum Found {
     File(File, u64),
     Dir(Listing),
 }
 
-fn check_path(path: &str) -> Result<(), Error> {
-    if path.as_bytes().contains(&0) {
+fn check_path(path: &[u8]) -> Result<(), Error> {
+    if path.contains(&0) {
         return Err(Error::BadPath(
-            path.into(),
+            lossy(path),
             "the path holds a NUL byte".into(),
         ));
     }
     if path.len() > 4096 {
         return Err(Error::BadPath(
-            path.into(),
+            lossy(path),
             "the path is longer than PATH_MAX (4096)".into(),
         ));
     }
     Ok(())
 }
 
+/// What is at `path` in the container (symlinks followed inside the root), without opening
+/// it for reading: `None` when nothing is there.
+pub fn stat(root: &Root, path: &[u8]) -> Result<Option<rustix::fs::Stat>, Error> {
+    check_path(path)?;
+    refuse_special(root, path)?;
+    match root.open_bytes(path, OFlags::PATH | OFlags::CLOEXEC) {
+        Ok(f) => Ok(Some(
+            rustix::fs::fstat(&f).map_err(|e| classify(path, e.into()))?,
+        )),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT)) => Ok(None),
+        Err(e) => Err(classify(path, e)),
+    }
+}
+
 /// Reads `path`: a regular file (opened non-blocking, checked to be the file that was
 /// looked at) or a directory listing.
-pub fn read(root: &Root, path: &str) -> Result<Found, Error> {
+pub fn read(root: &Root, path: &[u8]) -> Result<Found, Error> {
     check_path(path)?;
     refuse_special(root, path)?;
     let probe = root
-        .open_with(path, OFlags::PATH | OFlags::CLOEXEC)
+        .open_bytes(path, OFlags::PATH | OFlags::CLOEXEC)
         .map_err(|e| classify(path, e))?;
     let st = rustix::fs::fstat(&probe).map_err(|e| classify(path, e.into()))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
             // That very inode, reopened for reading: nothing can be swapped in between.
-            let f =
-                crate::rootfs::open_regular(probe.into(), path).map_err(|e| classify(path, e))?;
+            let f = crate::rootfs::open_regular(probe.into(), &lossy(path))
+                .map_err(|e| classify(path, e))?;
             Ok(Found::File(f, st.st_size as u64))
         }
         FileType::Directory => {
             let dir = root
-                .open_with(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC)
+                .open_bytes(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC)
                 .map_err(|e| classify(path, e))?;
             Ok(Found::Dir(Listing {
                 dir: dir.into(),
-                path: path.to_string(),
+                path: lossy(path),
             }))
         }
-        other => Err(Error::NotRegular(path.into(), kind_name(other))),
+        other => Err(Error::NotRegular(lossy(path), kind_name(other))),
     }
 }
 
@@ -235,20 +288,29 @@ impl Listing {
     }
 }
 
-/// One directory entry, or `None` for `.`, `..` and entries that vanished meanwhile.
-fn entry(dir: std::os::fd::BorrowedFd<'_>, entry: &rustix::fs::DirEntry) -> Option<Entry> {
-    let name = entry.file_name().to_string_lossy().into_owned();
-    if name == "." || name == ".." {
+/// One directory entry, or `None` for `.`, `..` and entries that vanished meanwhile. Names
+/// and targets are bytes; one that is not UTF-8 also comes as `name_bytes`/`target_bytes`.
+fn entry(dir: BorrowedFd<'_>, entry: &rustix::fs::DirEntry) -> Option<Entry> {
+    let raw = entry.file_name().to_bytes();
+    if raw == b"." || raw == b".." {
         return None;
     }
     let st = rustix::fs::statat(dir, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
     let kind = FileType::from_raw_mode(st.st_mode);
-    let target = (kind == FileType::Symlink)
+    let (target, target_bytes) = match (kind == FileType::Symlink)
         .then(|| rustix::fs::readlinkat(dir, entry.file_name(), Vec::new()).ok())
         .flatten()
-        .map(|t| t.to_string_lossy().into_owned());
+    {
+        Some(t) => {
+            let (text, bytes) = json_name(t.as_bytes());
+            (Some(text), bytes)
+        }
+        None => (None, None),
+    };
+    let (name, name_bytes) = json_name(raw);
     Some(Entry {
         name,
+        name_bytes,
         kind: kind_name(kind),
         mode: format!("{:04o}", st.st_mode & 0o7777),
         uid: st.st_uid,
@@ -256,17 +318,36 @@ fn entry(dir: std::os::fd::BorrowedFd<'_>, entry: &rustix::fs::DirEntry) -> Opti
         size: st.st_size as u64,
         mtime: crate::procfs::format_utc(st.st_mtime) + "Z",
         target,
+        target_bytes,
     })
 }
 
 /// How a file is written.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    /// Create missing parent directories (mode 0755, root).
+    /// The mode; `None` keeps the mode of the file being replaced, or gives a new file
+    /// `new_mode`.
+    pub mode: Option<u32>,
+    /// The mode of a new file when `mode` is `None` (0644 unless the caller knows better).
+    pub new_mode: u32,
+    /// The owner; `None` keeps the owner of the file being replaced, or 0 for a new one.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Create missing parent directories (mode 0755, root), resolving each one inside the
+    /// container's root as a read does (a symlinked `/var/run -> ../run` is followed).
     pub parents: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            mode: None,
+            new_mode: 0o644,
+            uid: None,
+            gid: None,
+            parents: false,
+        }
+    }
 }
 
 /// What a write did.
@@ -282,51 +363,57 @@ pub struct Written {
     pub in_place: bool,
 }
 
-/// Splits `path` into its parent directory and file name; refuses names that are not files.
-fn split(path: &str) -> Result<(&str, &str), Error> {
-    let trimmed = path.trim_end_matches('/');
-    let (parent, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
-    if name.is_empty() || name == "." || name == ".." {
+/// Splits `path` into its parent directory and file name; refuses names that are not files,
+/// and a trailing `/` (it names a directory: a file is never written there).
+fn split(path: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    if path.ends_with(b"/") {
         return Err(Error::BadPath(
-            path.into(),
+            lossy(path),
+            "the path ends in '/', so it names a directory, not a file".into(),
+        ));
+    }
+    let (parent, name) = match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&b""[..], path),
+    };
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Error::BadPath(
+            lossy(path),
             "the path does not name a file".into(),
         ));
     }
-    Ok((if parent.is_empty() { "/" } else { parent }, name))
+    Ok((if parent.is_empty() { b"/" } else { parent }, name))
 }
 
-fn open_parent(root: &Root, parent: &str, create: bool) -> Result<OwnedFd, Error> {
+/// Opens the directory `parent` inside the root (`O_PATH`). With `create`, each missing
+/// component is made under the one before it, and every prefix is resolved again from the
+/// container's root as a read resolves it: symlinks (absolute ones too) stay inside the root.
+fn open_parent(root: &Root, parent: &[u8], create: bool) -> Result<OwnedFd, Error> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match root.open_with(parent, flags) {
+    match root.open_bytes(parent, flags) {
         Ok(f) => Ok(f.into()),
         Err(e) if create && e.raw_os_error() == Some(libc::ENOENT) => {
-            // Create each missing component under the last one that exists, inside the root.
             let mut at: OwnedFd = root
-                .open_with("/", flags)
+                .open_bytes(b"/", flags)
                 .map_err(|e| classify(parent, e))?
                 .into();
-            for comp in parent.split('/').filter(|c| !c.is_empty() && *c != ".") {
-                if comp == ".." {
-                    return Err(Error::BadPath(
-                        parent.into(),
-                        "'..' in a path whose parents are created".into(),
-                    ));
-                }
-                match rustix::fs::mkdirat(&at, comp, Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(classify(parent, e.into())),
-                }
-                let next = rustix::fs::openat2(
-                    &at,
-                    comp,
-                    flags,
-                    Mode::empty(),
-                    rustix::fs::ResolveFlags::IN_ROOT
-                        | rustix::fs::ResolveFlags::NO_MAGICLINKS
-                        | rustix::fs::ResolveFlags::NO_SYMLINKS,
-                )
-                .map_err(|e| classify(parent, e.into()))?;
-                at = next;
+            let mut prefix = Vec::with_capacity(parent.len());
+            for comp in parent.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+                prefix.push(b'/');
+                prefix.extend_from_slice(comp);
+                at = match root.open_bytes(&prefix, flags) {
+                    Ok(f) => f.into(),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                        match rustix::fs::mkdirat(&at, comp, Mode::from_raw_mode(0o755)) {
+                            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                            Err(e) => return Err(classify(&prefix, e.into())),
+                        }
+                        root.open_bytes(&prefix, flags)
+                            .map_err(|e| classify(&prefix, e))?
+                            .into()
+                    }
+                    Err(e) => return Err(classify(&prefix, e)),
+                };
             }
             Ok(at)
         }
@@ -334,100 +421,171 @@ fn open_parent(root: &Root, parent: &str, create: bool) -> Result<OwnedFd, Error
     }
 }
 
-/// Writes `body` (at most `limit` bytes) to `path`: into a temporary file beside it, owner and
-/// mode set, synced, then renamed over the target. A bind-mounted target (rename gives
-/// EBUSY) is overwritten in place instead, and the reply says so.
+fn refuse_proc_dir(dir: &OwnedFd, path: &[u8]) -> Result<(), Error> {
+    if crate::sys::fs_magic(dir)
+        .is_ok_and(|m| m == crate::sys::PROC_SUPER_MAGIC || m == crate::sys::SYSFS_MAGIC)
+    {
+        return Err(Error::Refused(
+            lossy(path),
+            "procfs and sysfs are not written",
+        ));
+    }
+    Ok(())
+}
+
+/// A file being written into a container: a temporary file beside the target, made by
+/// `begin`, filled through `file`, put in place by `commit`. Dropped before `commit` (an
+/// error, a stream that ended early), it removes the temporary file: the target is unchanged.
+pub struct Upload {
+    path: Vec<u8>,
+    dir: OwnedFd,
+    name: Vec<u8>,
+    tmp: Vec<u8>,
+    file: Option<File>,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl Upload {
+    /// Checks the path, opens (or with `parents` makes) its directory, settles mode and owner
+    /// (`opts`, else those of the file being replaced) and creates the temporary file.
+    pub fn begin(root: &Root, path: &[u8], opts: &WriteOptions) -> Result<Upload, Error> {
+        check_path(path)?;
+        let (parent, name) = split(path)?;
+        let dir = open_parent(root, parent, opts.parents)?;
+        refuse_proc_dir(&dir, path)?;
+        // The target, if it exists, must be a regular file (never write through a FIFO or
+        // device); a symlink there is replaced, not followed.
+        let existing = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile => Some(st),
+                FileType::Symlink => None,
+                other => return Err(Error::NotRegular(lossy(path), kind_name(other))),
+            },
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => return Err(classify(path, e.into())),
+        };
+        let mode = opts
+            .mode
+            .or(existing.as_ref().map(|st| st.st_mode & 0o7777))
+            .unwrap_or(opts.new_mode)
+            & 0o7777;
+        let uid = opts
+            .uid
+            .or(existing.as_ref().map(|st| st.st_uid))
+            .unwrap_or(0);
+        let gid = opts
+            .gid
+            .or(existing.as_ref().map(|st| st.st_gid))
+            .unwrap_or(0);
+        let mut rnd = [0u8; 6];
+        crate::sys::random_bytes(&mut rnd).map_err(|e| Error::Io(lossy(path), e))?;
+        let suffix = format!(".sidecar-{}", crate::auth::hash::hex(&rnd));
+        let mut tmp = Vec::with_capacity(name.len() + 24);
+        if name.len() + suffix.len() < 255 {
+            tmp.push(b'.');
+            tmp.extend_from_slice(name);
+        }
+        tmp.extend_from_slice(suffix.as_bytes());
+        let fd = rustix::fs::openat(
+            &dir,
+            tmp.as_slice(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| classify(path, e.into()))?;
+        Ok(Upload {
+            path: path.to_vec(),
+            dir,
+            name: name.to_vec(),
+            tmp,
+            file: Some(File::from(fd)),
+            mode,
+            uid,
+            gid,
+        })
+    }
+
+    /// The temporary file, to write the contents into.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("an upload's file until commit")
+    }
+
+    /// The directory and the temporary file's name: what to remove when the process must
+    /// end before `commit` or `Drop` can run (a signal).
+    pub fn temporary(&self) -> (BorrowedFd<'_>, &[u8]) {
+        (self.dir.as_fd(), &self.tmp)
+    }
+
+    /// Sets owner and mode, syncs, and renames the temporary file over the target. A
+    /// bind-mounted target (rename gives EBUSY) is overwritten in place instead.
+    pub fn commit(mut self) -> Result<Written, Error> {
+        let path = lossy(&self.path);
+        let file = self.file.take().expect("an upload's file until commit");
+        let io = |e: rustix::io::Errno| Error::Io(path.clone(), e.into());
+        let size = rustix::fs::fstat(&file).map_err(io)?.st_size as u64;
+        rustix::fs::fchown(
+            &file,
+            Some(rustix::fs::Uid::from_raw(self.uid)),
+            Some(rustix::fs::Gid::from_raw(self.gid)),
+        )
+        .map_err(io)?;
+        rustix::fs::fchmod(&file, Mode::from_raw_mode(self.mode)).map_err(io)?;
+        rustix::fs::fsync(&file).map_err(io)?;
+        drop(file);
+        let in_place = match rustix::fs::renameat(
+            &self.dir,
+            self.tmp.as_slice(),
+            &self.dir,
+            self.name.as_slice(),
+        ) {
+            Ok(()) => {
+                self.tmp.clear(); // nothing left to remove
+                false
+            }
+            Err(rustix::io::Errno::BUSY) => {
+                overwrite_in_place(&self.dir, &self.tmp, &self.name, self.mode)
+                    .map_err(|e| Error::Io(path.clone(), e))?;
+                true
+            }
+            Err(e) => return Err(classify(&self.path, e.into())),
+        };
+        Ok(Written {
+            path,
+            size,
+            mode: format!("{:04o}", self.mode),
+            uid: self.uid,
+            gid: self.gid,
+            in_place,
+        })
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if !self.tmp.is_empty() {
+            let _ = rustix::fs::unlinkat(&self.dir, self.tmp.as_slice(), AtFlags::empty());
+        }
+    }
+}
+
+/// Writes `body` (at most `limit` bytes, to its end: a body that fails or ends early writes
+/// nothing) to `path`: into a temporary file beside it, owner and mode set, synced, then
+/// renamed over the target (see `Upload`).
 pub fn write(
     root: &Root,
-    path: &str,
+    path: &[u8],
     body: &mut dyn Read,
     limit: u64,
     opts: &WriteOptions,
 ) -> Result<Written, Error> {
-    check_path(path)?;
-    let (parent, name) = split(path)?;
-    let dir = open_parent(root, parent, opts.parents)?;
-    if crate::sys::fs_magic(&dir)
-        .is_ok_and(|m| m == crate::sys::PROC_SUPER_MAGIC || m == crate::sys::SYSFS_MAGIC)
-    {
-        return Err(Error::Refused(
-            path.into(),
-            "procfs and sysfs are not written",
-        ));
-    }
-    // The target, if it exists, must be a regular file (never write through a FIFO or device).
-    match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile | FileType::Symlink => {}
-            other => return Err(Error::NotRegular(path.into(), kind_name(other))),
-        },
-        Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(classify(path, e.into())),
-    }
-    let mut rnd = [0u8; 6];
-    crate::sys::random_bytes(&mut rnd).map_err(|e| Error::Io(path.into(), e))?;
-    let tmp = format!(".{name}.sidecar-{}", crate::auth::hash::hex(&rnd));
-    let tmp = if tmp.len() > 255 {
-        format!(".sidecar-{}", crate::auth::hash::hex(&rnd))
-    } else {
-        tmp
-    };
-    let fd = rustix::fs::openat(
-        &dir,
-        tmp.as_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| classify(path, e.into()))?;
-    let remove_tmp = || {
-        let _ = rustix::fs::unlinkat(&dir, tmp.as_str(), AtFlags::empty());
-    };
-    let result = (|| {
-        let mut file = File::from(fd);
-        let size =
-            copy_limited(body, &mut file, limit).map_err(|e| Error::Upload(path.into(), e))?;
-        let io = |e: rustix::io::Errno| Error::Io(path.into(), e.into());
-        rustix::fs::fchown(
-            &file,
-            Some(rustix::fs::Uid::from_raw(opts.uid)),
-            Some(rustix::fs::Gid::from_raw(opts.gid)),
-        )
-        .map_err(io)?;
-        rustix::fs::fchmod(&file, Mode::from_raw_mode(opts.mode & 0o7777)).map_err(io)?;
-        rustix::fs::fsync(&file).map_err(io)?;
-        Ok((file, size))
-    })();
-    let size = match result {
-        Ok((_, size)) => size,
-        Err(e) => {
-            remove_tmp();
-            return Err(e);
-        }
-    };
-    let in_place = match rustix::fs::renameat(&dir, tmp.as_str(), &dir, name) {
-        Ok(()) => false,
-        Err(rustix::io::Errno::BUSY) => {
-            let done = overwrite_in_place(&dir, &tmp, name, opts);
-            remove_tmp();
-            done.map_err(|e| Error::Io(path.into(), e))?;
-            true
-        }
-        Err(e) => {
-            remove_tmp();
-            return Err(classify(path, e.into()));
-        }
-    };
-    Ok(Written {
-        path: path.into(),
-        size,
-        mode: format!("{:04o}", opts.mode & 0o7777),
-        uid: opts.uid,
-        gid: opts.gid,
-        in_place,
-    })
+    let mut up = Upload::begin(root, path, opts)?;
+    copy_limited(body, up.file(), limit).map_err(|e| Error::Upload(lossy(path), e))?;
+    up.commit()
 }
 
-fn overwrite_in_place(dir: &OwnedFd, tmp: &str, name: &str, opts: &WriteOptions) -> io::Result<()> {
+fn overwrite_in_place(dir: &OwnedFd, tmp: &[u8], name: &[u8], mode: u32) -> io::Result<()> {
     let mut src = File::from(rustix::fs::openat(
         dir,
         tmp,
@@ -438,7 +596,7 @@ fn overwrite_in_place(dir: &OwnedFd, tmp: &str, name: &str, opts: &WriteOptions)
         OFlags::WRONLY | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let mut target = File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?);
     io::copy(&mut src, &mut target)?;
-    rustix::fs::fchmod(&target, Mode::from_raw_mode(opts.mode & 0o7777))?;
+    rustix::fs::fchmod(&target, Mode::from_raw_mode(mode))?;
     rustix::fs::fsync(&target)?;
     Ok(())
 }
@@ -463,19 +621,13 @@ fn copy_limited(body: &mut dyn Read, out: &mut File, limit: u64) -> io::Result<u
 }
 
 /// Removes a file, a symlink or an empty directory.
-pub fn remove(root: &Root, path: &str) -> Result<(), Error> {
+pub fn remove(root: &Root, path: &[u8]) -> Result<(), Error> {
     check_path(path)?;
     refuse_special(root, path)?;
-    let (parent, name) = split(path)?;
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let (parent, name) = split(trimmed)?;
     let dir = open_parent(root, parent, false)?;
-    if crate::sys::fs_magic(&dir)
-        .is_ok_and(|m| m == crate::sys::PROC_SUPER_MAGIC || m == crate::sys::SYSFS_MAGIC)
-    {
-        return Err(Error::Refused(
-            path.into(),
-            "procfs and sysfs are not written",
-        ));
-    }
+    refuse_proc_dir(&dir, path)?;
     match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::ISDIR) => rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)
@@ -490,18 +642,30 @@ mod tests {
 
     #[test]
     fn splitting_paths() {
-        assert_eq!(split("/etc/hosts").unwrap(), ("/etc", "hosts"));
-        assert_eq!(split("/top").unwrap(), ("/", "top"));
-        assert_eq!(split("rel/x/").unwrap(), ("rel", "x"));
-        assert!(split("/").is_err());
-        assert!(split("/etc/..").is_err());
-        assert!(split("/etc/.").is_err());
+        assert_eq!(split(b"/etc/hosts").unwrap(), (&b"/etc"[..], &b"hosts"[..]));
+        assert_eq!(split(b"/top").unwrap(), (&b"/"[..], &b"top"[..]));
+        assert_eq!(split(b"rel/x").unwrap(), (&b"rel"[..], &b"x"[..]));
+        assert_eq!(split(b"/caf\xe9").unwrap(), (&b"/"[..], &b"caf\xe9"[..]));
+        assert!(split(b"rel/x/").is_err(), "a trailing / names a directory");
+        assert!(split(b"/").is_err());
+        assert!(split(b"/etc/..").is_err());
+        assert!(split(b"/etc/.").is_err());
     }
 
     #[test]
     fn path_checks() {
-        assert!(check_path("/a\0b").is_err());
-        assert!(check_path(&"a/".repeat(3000)).is_err());
-        assert!(check_path("/etc/passwd").is_ok());
+        assert!(check_path(b"/a\0b").is_err());
+        assert!(check_path("a/".repeat(3000).as_bytes()).is_err());
+        assert!(check_path(b"/etc/passwd").is_ok());
+    }
+
+    #[test]
+    fn names_in_json() {
+        assert_eq!(json_name(b"plain\n name"), ("plain\n name".into(), None));
+        assert_eq!(
+            json_name(b"caf\xe9 %.txt"),
+            ("caf\u{FFFD} %.txt".into(), Some("caf%E9%20%25.txt".into()))
+        );
+        assert_eq!(percent_encode(b"/a-b_c.d~e/"), "/a-b_c.d~e/");
     }
 }

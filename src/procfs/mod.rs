@@ -15,10 +15,13 @@ use std::io;
 /// Linux reports times in `/proc/<pid>/stat` in USER_HZ, which is 100 on every architecture.
 pub const TICKS_PER_SECOND: u64 = 100;
 
-/// Reads a whole `/proc` file with the fewest system calls: open, read until a short read,
+/// Reads a whole `/proc` file with few system calls: open, read until a read returns 0,
 /// close. `std::fs::read` also calls `fstat` and grows its buffer from a size hint that procfs
 /// reports as 0; listing every process of a node reads thousands of these files, so it shows.
-/// A short read ends the file: procfs fills the buffer it is given up to the end of the file.
+///
+/// A short read is *not* the end of a `/proc` file: seq_file tables (`net/tcp`, `net/unix`,
+/// `mountinfo`) hand back about a page per `read` whatever the buffer's size, so only a read
+/// of 0 ends the file (40 TCP listeners are more than a page).
 pub fn read_bytes(path: &str) -> io::Result<Vec<u8>> {
     with_scratch(|s| Ok(read_into(path, &mut s.buf)?.to_vec()))
 }
@@ -83,7 +86,8 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> io::Result<T>) -> io::Result<
     })
 }
 
-/// Reads the file at `path` into `buf` (growing it as needed) and returns the bytes read.
+/// Reads the file at `path` into `buf` (growing it as needed) and returns the bytes read:
+/// everything up to the read that returns 0, never less (see `read_bytes`).
 fn read_into<'a>(path: &str, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(
@@ -91,20 +95,22 @@ fn read_into<'a>(path: &str, buf: &'a mut Vec<u8>) -> io::Result<&'a [u8]> {
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )?;
+    let len = read_to_end_into(&fd, buf)?;
+    Ok(&buf[..len])
+}
+
+/// Reads `fd` until a read returns 0 (the only end of a `/proc` file), into `buf` from its
+/// start, growing it as needed; returns the length read. Shared by every reader of `/proc`.
+fn read_to_end_into(fd: impl std::os::fd::AsFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if buf.len() - len < 4096 {
-            let grown = buf.len() * 2;
+            let grown = (buf.len() * 2).max(16 << 10);
             buf.resize(grown, 0);
         }
-        let want = buf.len() - len;
         match rustix::io::read(&fd, &mut buf[len..]) {
-            Ok(n) => {
-                len += n;
-                if n < want {
-                    return Ok(&buf[..len]);
-                }
-            }
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }

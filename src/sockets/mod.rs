@@ -31,8 +31,12 @@ pub struct Socket {
     pub protocol: &'static str,
     /// As `ss` names it: `LISTEN`, `ESTAB`, `TIME-WAIT`, `UNCONN`, …
     pub state: &'static str,
-    /// `address:port` (`[v6]:port`), or for unix sockets the path (`@name` when abstract).
+    /// `address:port` (`[v6]:port`), or for unix sockets the path (`@name` when abstract),
+    /// exactly (a newline or leading blanks included); U+FFFD where it is not UTF-8.
     pub local: Option<String>,
+    /// Only when the unix path is not UTF-8: its bytes, percent-encoded (`caf%E9.sock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_bytes: Option<String>,
     pub remote: Option<String>,
     /// Unix sockets: `stream`, `dgram` or `seqpacket`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +104,7 @@ pub fn parse_inet(text: &str, protocol: &'static str) -> Vec<Socket> {
                 protocol,
                 state,
                 local: Some(parse_address(f.get(1)?)?),
+                local_bytes: None,
                 remote: Some(parse_address(f.get(2)?)?),
                 kind: None,
                 inode: f.get(9)?.parse().ok()?,
@@ -110,53 +115,147 @@ pub fn parse_inet(text: &str, protocol: &'static str) -> Vec<Socket> {
         .collect()
 }
 
-/// Parses `/proc/net/unix`: `Num RefCount Protocol Flags Type St Inode [Path]`.
-pub fn parse_unix(text: &str) -> Vec<Socket> {
-    const ACCEPTCON: u32 = 0x0001_0000;
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
-            let kind = match u16::from_str_radix(f.get(4)?, 16).ok()? {
-                1 => "stream",
-                2 => "dgram",
-                5 => "seqpacket",
-                _ => "unknown",
-            };
-            let state = match (flags & ACCEPTCON != 0, f.get(5)?) {
-                (true, _) => "LISTEN",
-                (false, &"03") => "ESTAB",
-                (false, &"02") => "SYN-SENT",
-                (false, &"04") => "CLOSING",
-                _ => "UNCONN",
-            };
-            // The path may hold spaces: it is everything after the seventh field.
-            let path = after_fields(l, 7)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string);
-            Some(Socket {
-                protocol: "unix",
-                state,
-                local: path,
-                remote: None,
-                kind: Some(kind),
-                inode: f.get(6)?.parse().ok()?,
-                uid: None,
-                processes: Vec::new(),
-            })
-        })
-        .collect()
+/// Parses `/proc/net/unix`: `Num: RefCount Protocol Flags Type St Inode[ Path]`, one record
+/// per socket. The kernel writes the path's bytes as they are (a newline, leading blanks and
+/// bytes that are not UTF-8 included; abstract names start with `@`, their NULs shown as `@`),
+/// so records are parsed by fields, not by lines: a record starts with its fixed fields, the
+/// path is every byte after the one space that follows the inode, up to the newline that is
+/// followed by the next record's fixed fields (or by the end of the file).
+pub fn parse_unix(text: &[u8]) -> Vec<Socket> {
+    let Some(mut pos) = text.iter().position(|&b| b == b'\n').map(|i| i + 1) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while pos < text.len() {
+        let Some((fields, after)) = unix_fields(&text[pos..]) else {
+            // Not a record: skip the line (nothing the kernel writes).
+            pos += text[pos..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |i| i + 1);
+            continue;
+        };
+        let rest = &text[pos + after..];
+        let (path, used) = match rest.first() {
+            Some(b' ') => {
+                let end = unix_record_end(rest);
+                (Some(&rest[1..end]), (end + 1).min(rest.len()))
+            }
+            Some(b'\n') => (None, 1),
+            _ => (None, rest.len()),
+        };
+        pos += after + used;
+        out.push(unix_socket(&fields, path));
+    }
+    out
 }
 
-/// What follows the first `n` whitespace-separated fields of `line`.
-fn after_fields(line: &str, n: usize) -> Option<&str> {
-    let mut rest = line.trim_start();
-    for _ in 0..n {
-        let end = rest.find(char::is_whitespace)?;
-        rest = rest[end..].trim_start();
+/// The fixed fields of a `/proc/net/unix` record: flags, type, state, inode.
+struct UnixFields {
+    flags: u32,
+    kind: u16,
+    st: u8,
+    inode: u64,
+}
+
+/// Parses the fixed fields at the start of `b` (`%pK: %08X %08X %08X %04X %02X %5lu`), and
+/// returns them with the length they take.
+fn unix_fields(b: &[u8]) -> Option<(UnixFields, usize)> {
+    let colon = b.iter().take(17).position(|&c| c == b':')?;
+    if !(colon == 8 || colon == 16) || !b[..colon].iter().all(u8::is_ascii_hexdigit) {
+        return None;
     }
-    Some(rest)
+    let mut i = colon + 1;
+    let mut hex = |width: usize| -> Option<u32> {
+        if b.get(i) != Some(&b' ') {
+            return None;
+        }
+        let f = b.get(i + 1..i + 1 + width)?;
+        i += 1 + width;
+        if !f.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(f).ok()?, 16).ok()
+    };
+    let _refcount = hex(8)?;
+    let _protocol = hex(8)?;
+    let flags = hex(8)?;
+    let kind = hex(4)? as u16;
+    let st = hex(2)? as u8;
+    // `%5lu`: one separating space, then the inode right-aligned in at least five columns.
+    if b.get(i) != Some(&b' ') {
+        return None;
+    }
+    i += 1;
+    while b.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let inode = std::str::from_utf8(&b[i..i + digits]).ok()?.parse().ok()?;
+    i += digits;
+    match b.get(i) {
+        None | Some(b' ') | Some(b'\n') => {}
+        _ => return None,
+    }
+    Some((
+        UnixFields {
+            flags,
+            kind,
+            st,
+            inode,
+        },
+        i,
+    ))
+}
+
+/// Where the path that starts `rest` (after its leading space) ends: the first newline that
+/// is followed by the fixed fields of a record, or by nothing.
+fn unix_record_end(rest: &[u8]) -> usize {
+    let mut from = 1;
+    while let Some(nl) = rest[from..].iter().position(|&b| b == b'\n') {
+        let nl = from + nl;
+        let next = &rest[nl + 1..];
+        if next.is_empty() || unix_fields(next).is_some() {
+            return nl;
+        }
+        from = nl + 1;
+    }
+    rest.len()
+}
+
+fn unix_socket(f: &UnixFields, path: Option<&[u8]>) -> Socket {
+    const ACCEPTCON: u32 = 0x0001_0000;
+    let kind = match f.kind {
+        1 => "stream",
+        2 => "dgram",
+        5 => "seqpacket",
+        _ => "unknown",
+    };
+    let state = match (f.flags & ACCEPTCON != 0, f.st) {
+        (true, _) => "LISTEN",
+        (false, 3) => "ESTAB",
+        (false, 2) => "SYN-SENT",
+        (false, 4) => "CLOSING",
+        _ => "UNCONN",
+    };
+    let (local, local_bytes) = match path {
+        Some(p) => {
+            let (text, bytes) = crate::files::json_name(p);
+            (Some(text), bytes)
+        }
+        None => (None, None),
+    };
+    Socket {
+        protocol: "unix",
+        state,
+        local,
+        local_bytes,
+        remote: None,
+        kind: Some(kind),
+        inode: f.inode,
+        uid: None,
+        processes: Vec::new(),
+    }
 }
 
 /// The inode in a descriptor link `socket:[12345]`.
@@ -183,7 +282,7 @@ pub fn list(c: &Container) -> std::io::Result<Vec<Socket>> {
             all.extend(parse_inet(&text, protocol));
         }
     }
-    all.extend(parse_unix(&procfs::read(pid, "net/unix")?));
+    all.extend(procfs::with_bytes(pid, "net/unix", parse_unix)?);
 
     let mut owners: BTreeMap<u64, Vec<Owner>> = BTreeMap::new();
     for (i, &p) in c.pids.iter().enumerate() {
@@ -272,7 +371,7 @@ mod tests {
 
     #[test]
     fn unix_table() {
-        let u = parse_unix(&fixture("net-unix"));
+        let u = parse_unix(fixture("net-unix").as_bytes());
         assert_eq!(u.len(), 4);
         assert_eq!(
             (u[0].state, u[0].kind, u[0].local.as_deref()),
@@ -284,6 +383,48 @@ mod tests {
             (Some("dgram"), Some("@abstract name"))
         );
         assert_eq!(u[3].local.as_deref(), Some("/tmp/with space.sock"));
+    }
+
+    #[test]
+    fn unix_names_are_kept_exactly() {
+        // As the kernel writes them: `%5lu` inodes, the path's bytes raw (newlines, leading
+        // blanks, bytes that are not UTF-8), a record with no path at all.
+        let mut t = b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec();
+        let rec = |inode: &str, path: &[u8]| {
+            let mut r = format!("0000000000000000: 00000002 00000000 00010000 0001 01 {inode:>5}")
+                .into_bytes();
+            if !path.is_empty() {
+                r.push(b' ');
+                r.extend_from_slice(path);
+            }
+            r.push(b'\n');
+            r
+        };
+        t.extend(rec("41", b"/run/two\nlines.sock"));
+        t.extend(rec("42", b"   leading blanks"));
+        t.extend(rec("43", b""));
+        t.extend(rec("44", b"/tmp/caf\xe9.sock"));
+        t.extend(rec("123456", b"@abs\n\n 00: not a record\n"));
+        t.extend(rec("45", b"/end"));
+        let u = parse_unix(&t);
+        let got: Vec<(u64, Option<&str>, Option<&str>)> = u
+            .iter()
+            .map(|s| (s.inode, s.local.as_deref(), s.local_bytes.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (41, Some("/run/two\nlines.sock"), None),
+                (42, Some("   leading blanks"), None),
+                (43, None, None),
+                (44, Some("/tmp/caf\u{FFFD}.sock"), Some("/tmp/caf%E9.sock")),
+                (123456, Some("@abs\n\n 00: not a record\n"), None),
+                (45, Some("/end"), None),
+            ]
+        );
+        assert!(u.iter().all(|s| s.state == "LISTEN"));
+        assert!(parse_unix(b"").is_empty());
+        assert!(parse_unix(b"header\ngarbage\n").is_empty());
     }
 
     #[test]
