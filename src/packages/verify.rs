@@ -2,14 +2,14 @@
 //! --noscripts` sees it (rpm 4.18's `rpmfilesVerify` and `verifyHeader`, read as the
 //! specification): for each file of a package, size, mode, digest, device, link target,
 //! owner, group, mtime and file capabilities are compared with what the header recorded,
-//! and a line is shown
-//! for each file that differs, in rpm's own words (`S.5....T.  c /etc/foo`,
-//! `missing     /usr/bin/bar`).
+//! and a line is shown for each file that differs, in rpm's own words
+//! (`S.5....T.  c /etc/foo`, `missing     /usr/bin/bar`).
 //!
-//! Invariants: every file is looked up inside the container's root only (`openat2` with
-//! `RESOLVE_IN_ROOT`), first as `O_PATH` without following a final symlink, then checked
-//! with `fstat`; only a regular file is then opened for reading (non-blocking, and checked
-//! to be the same inode), so a FIFO or a device is never opened, and nothing is written.
+//! Invariants: every file is looked up inside the container's root only (its directory
+//! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), as an
+//! `O_PATH` probe that does not follow a final symlink, then checked with `fstat`; only a
+//! regular file is then opened for reading, and only as the very inode the probe names
+//! (`/proc/self/fd/N`), so a FIFO or a device is never opened, and nothing is written.
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
 use std::collections::BTreeMap;
@@ -293,60 +293,52 @@ impl<'r> Looker<'r> {
         }
     }
 
-    /// `lstat` inside the root: the file itself, a final symlink not followed.
-    fn lstat(&mut self, path: &str) -> io::Result<Stat> {
-        match dir_and_base(path) {
-            Some((dir, base)) => {
-                let d = self.dir(dir)?;
-                Ok(rustix::fs::statat(
-                    &d.fd,
-                    base,
-                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                )?)
-            }
-            None => {
-                let fd = open_in_root(self.root, path, OFlags::PATH | OFlags::NOFOLLOW)?;
-                Ok(rustix::fs::fstat(&fd)?)
-            }
-        }
-    }
-
-    /// The target of the symlink at `path`.
-    fn readlink(&mut self, path: &str) -> io::Result<Vec<u8>> {
-        let target = match dir_and_base(path) {
-            Some((dir, base)) => rustix::fs::readlinkat(&self.dir(dir)?.fd, base, Vec::new())?,
-            None => {
-                let fd = open_in_root(self.root, path, OFlags::PATH | OFlags::NOFOLLOW)?;
-                rustix::fs::readlinkat(&fd, "", Vec::new())?
-            }
-        };
-        Ok(target.into_bytes())
-    }
-
-    /// Opens the regular file at `path` that [`Looker::lstat`] saw (`looked`), checked to
-    /// be that inode and on no procfs or sysfs; never a FIFO or a device.
-    fn open_file(&mut self, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
-        if FileType::from_raw_mode(looked.st_mode) != FileType::RegularFile {
-            return Err(io::Error::other("not a regular file"));
-        }
-        let flags =
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let (fd, same_fs_as_dir) = match dir_and_base(path) {
+    /// `lstat` inside the root, through an `O_PATH` probe of the file itself (a final
+    /// symlink not followed): the probe is what a symlink is read through and what a
+    /// regular file is reopened from, so nothing can be swapped in between.
+    fn lstat(&mut self, path: &str) -> io::Result<Probe> {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let (fd, dir) = match dir_and_base(path) {
             Some((dir, base)) => {
                 let d = self.dir(dir)?;
                 let fd = rustix::fs::openat(&d.fd, base, flags, Mode::empty())?;
                 (fd, Some((d.dev, d.special)))
             }
-            None => return open_regular(self.root, path, looked),
+            None => (open_in_root(self.root, path, flags)?, None),
         };
         let st = rustix::fs::fstat(&fd)?;
-        if (st.st_dev, st.st_ino) != (looked.st_dev, looked.st_ino) {
-            return Err(io::Error::other("the file was replaced while it was read"));
+        Ok(Probe { fd, st, dir })
+    }
+}
+
+/// A file looked at: its `O_PATH` descriptor, its `fstat`, and its directory's device and
+/// whether that is on procfs or sysfs (when it was looked up through an open directory).
+struct Probe {
+    fd: OwnedFd,
+    st: Stat,
+    dir: Option<(u64, bool)>,
+}
+
+impl Probe {
+    /// The target of the symlink the probe names.
+    fn readlink(&self) -> io::Result<Vec<u8>> {
+        Ok(rustix::fs::readlinkat(&self.fd, "", Vec::new())?.into_bytes())
+    }
+
+    /// Opens for reading the very inode the probe names (`/proc/self/fd/N`), only when it
+    /// is a regular file and on no procfs or sysfs: never a FIFO or a device.
+    fn open(&self) -> io::Result<std::fs::File> {
+        let kind = FileType::from_raw_mode(self.st.st_mode);
+        if kind != FileType::RegularFile {
+            return Err(io::Error::other(format!(
+                "{}, not a regular file",
+                crate::rootfs::kind_words(kind)
+            )));
         }
         // A file on its directory's file system needs no second look at that file system.
-        let special = match same_fs_as_dir {
-            Some((dev, special)) if dev == st.st_dev => special,
-            _ => is_special(&fd)?,
+        let special = match self.dir {
+            Some((dev, special)) if dev == self.st.st_dev => special,
+            _ => is_special(&self.fd)?,
         };
         if special {
             return Err(io::Error::new(
@@ -354,6 +346,10 @@ impl<'r> Looker<'r> {
                 "refusing a file on procfs or sysfs",
             ));
         }
+        let fd = crate::sys::reopen(
+            std::os::fd::AsFd::as_fd(&self.fd),
+            OFlags::RDONLY | OFlags::NOCTTY,
+        )?;
         Ok(std::fs::File::from(fd))
     }
 }
@@ -365,54 +361,11 @@ pub(super) fn look_at(root: &Root, path: &str) -> io::Result<Stat> {
     Ok(rustix::fs::fstat(&fd)?)
 }
 
-/// Opens the regular file at `path` (symlinks followed inside the root) that [`look_at`]
-/// saw.
-pub(super) fn open_looked(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
-    open_checked(root, path, looked, OFlags::empty())
-}
-
-/// Opens the regular file at `path` for reading, once `O_PATH` + `fstat` said it is one, and
-/// checks that what was opened is the inode that was looked at. Never opens a FIFO or a
-/// device, and never a file on procfs or sysfs.
-fn open_regular(root: &Root, path: &str, looked: &Stat) -> io::Result<std::fs::File> {
-    open_checked(root, path, looked, OFlags::NOFOLLOW)
-}
-
-fn open_checked(
-    root: &Root,
-    path: &str,
-    looked: &Stat,
-    extra: OFlags,
-) -> io::Result<std::fs::File> {
-    if FileType::from_raw_mode(looked.st_mode) != FileType::RegularFile {
-        return Err(io::Error::other("not a regular file"));
-    }
-    let fd = open_in_root(
-        root,
-        path,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | extra,
-    )?;
-    let st = rustix::fs::fstat(&fd)?;
-    if (st.st_dev, st.st_ino) != (looked.st_dev, looked.st_ino) {
-        return Err(io::Error::other("the file was replaced while it was read"));
-    }
-    let magic = crate::sys::fs_magic(&fd)?;
-    if magic == crate::sys::PROC_SUPER_MAGIC || magic == crate::sys::SYSFS_MAGIC {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "refusing a file on procfs or sysfs",
-        ));
-    }
-    Ok(std::fs::File::from(fd))
-}
-
-/// A small regular file of the container (`/etc/passwd`), at most 4 MiB.
+/// A small regular file of the container (`/etc/passwd`), at most 4 MiB, opened as
+/// `Root::open` opens (`O_PATH`, `fstat`, then that inode).
 fn read_small(root: &Root, path: &str) -> io::Result<Vec<u8>> {
-    let st = look_at(root, path)?;
     let mut out = Vec::new();
-    open_looked(root, path, &st)?
-        .take(4 << 20)
-        .read_to_end(&mut out)?;
+    root.open(path)?.take(4 << 20).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -487,11 +440,12 @@ fn verify_file(
         STATE_WRONGCOLOR => flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_RDEV),
         _ => {}
     }
-    let mut sb = match look.lstat(&f.path) {
+    let probe = match look.lstat(&f.path) {
         Ok(x) => x,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return (VERIFY_LSTATFAIL, None),
         Err(e) => return (VERIFY_LSTATFAIL, Some(e)),
     };
+    let mut sb = probe.st;
     let fmode = u32::from(f.mode);
     let is = |mode: u32, t: FileType| FileType::from_raw_mode(mode) == t;
     // A directory that became a symlink to a directory (by root or the file's owner) is
@@ -523,7 +477,7 @@ fn verify_file(
     let mut size = sb.st_size as u64;
     // A regular file whose content or capabilities are compared is opened once for both.
     let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
-        Some(look.open_file(&f.path, &sb))
+        Some(probe.open())
     } else {
         None
     };
@@ -558,7 +512,7 @@ fn verify_file(
         }
     }
     if flags & VERIFY_LINKTO != 0 {
-        match look.readlink(&f.path) {
+        match probe.readlink() {
             Ok(target) if target == f.linkto.as_bytes() => {}
             Ok(_) => r |= VERIFY_LINKTO,
             Err(_) => r |= VERIFY_READLINKFAIL | VERIFY_LINKTO,
