@@ -76,6 +76,10 @@ pub struct Serve {
     /// enter containers through /proc/<pid>/ns/* one at a time (kernels before 5.8)
     #[argh(switch)]
     pub setns_files: bool,
+    /// toolkit directory (static programs in its bin/) for exec requests with "tools": true
+    /// (default /toolkit, where the :toolkit image has it)
+    #[argh(option, default = "String::from(\"/toolkit\")")]
+    pub toolkit: String,
 }
 
 /// list the containers this sidecar can see
@@ -344,6 +348,7 @@ pub fn serve(a: Serve) -> CliResult {
         read_only: a.read_only,
         max_upload: a.max_upload,
         setns_files: a.setns_files,
+        toolkit: a.toolkit.clone(),
     });
     let limits = Limits {
         max_head: a.max_head,
@@ -706,6 +711,11 @@ pub struct Exec {
     /// join through /proc/<pid>/ns/* one at a time (kernels before 5.8)
     #[argh(switch)]
     pub setns_files: bool,
+    /// run with the toolkit DIR (static programs in DIR/bin, e.g. /toolkit in the :toolkit
+    /// image) at /.sidecar/toolkit, first on PATH, in a private copy of the container's
+    /// mounts: for containers without a shell; the container is not changed
+    #[argh(option)]
+    pub tools: Option<String>,
 }
 
 /// The container's ID and the process to enter. `pid:N` names the process itself, as
@@ -761,6 +771,7 @@ pub fn exec(a: Exec) -> CliResult {
         privileged: a.privileged,
         setns_files: a.setns_files,
         stdin: None,
+        tools: a.tools,
         ..exec_target(&a.container)?
     };
     match crate::enter::run(&req, crate::enter::Stdio::Inherit) {

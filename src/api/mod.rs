@@ -103,6 +103,8 @@ pub struct App {
     pub max_upload: u64,
     /// Enter containers through `/proc/<pid>/ns/*` (`--setns-files`, for kernels before 5.8).
     pub setns_files: bool,
+    /// The toolkit directory for exec requests with `"tools": true` (`--toolkit`).
+    pub toolkit: String,
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -254,7 +256,7 @@ impl App {
                 only(method, "POST")?;
                 self.writable()?;
                 let body = exec::parse_body(req.body, self.max_upload)?;
-                let er = exec::request(c, body, self.setns_files);
+                let er = exec::request(c, body, self.setns_files, &self.toolkit);
                 let done = exec::run(&er)?;
                 let mut r = Response::json(200, &done);
                 r.change = Some(json!({

@@ -27,6 +27,7 @@ mod helper;
 mod join;
 mod plan;
 mod prepare;
+pub mod toolkit;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -95,6 +96,10 @@ pub struct Request {
     /// Join through `/proc/<pid>/ns/*` one by one (the path for kernels before 5.8).
     #[serde(default)]
     pub setns_files: bool,
+    /// A toolkit directory (static programs in its `bin/`) to mount at `/.sidecar/toolkit`
+    /// in a private copy of the container's mount namespace (see `toolkit`).
+    #[serde(default)]
+    pub tools: Option<String>,
     /// Bytes for the program's stdin (capture mode only).
     #[serde(default)]
     pub stdin: Option<String>,

@@ -533,3 +533,73 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitInfo>> {
 pub fn kill_child(pid: u32, signal: i32) -> io::Result<()> {
     kill(pid as i32, signal)
 }
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC)`: a detached
+/// copy of the mount tree at `path` (a bind mount not yet attached anywhere), which can be
+/// attached with `move_mount_onto` in another mount namespace.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `EPERM` without `CAP_SYS_ADMIN` over the mount namespace;
+/// `EINVAL` for a tree that may not be cloned (some kernels refuse a detached source).
+pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_SYMLINK_NOFOLLOW;
+    Ok(rustix::mount::open_tree(dirfd, path, flags)?)
+}
+
+/// `move_mount(tree, "", dirfd, path, MOVE_MOUNT_F_EMPTY_PATH)`: attaches the detached
+/// mount `tree` (from `clone_tree` or `new_tmpfs`) on `path` relative to `dirfd`.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `ENOENT`/`ENOTDIR` when `path` is missing or of the wrong kind.
+pub fn move_mount_onto(tree: BorrowedFd<'_>, dirfd: BorrowedFd<'_>, path: &str) -> io::Result<()> {
+    Ok(rustix::mount::move_mount(
+        tree,
+        "",
+        dirfd,
+        path,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
+}
+
+/// A new, detached tmpfs (`fsopen("tmpfs")`, `fsconfig(CMD_CREATE)`, `fsmount`), mode 0755,
+/// `nosuid,nodev`.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `EPERM` without `CAP_SYS_ADMIN` over the mount namespace.
+pub fn new_tmpfs() -> io::Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "mode", "0755")?;
+    rustix::mount::fsconfig_create(&fs)?;
+    Ok(rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?)
+}
+
+/// `unshare(CLONE_NEWNS)`: this process gets a private copy of its current mount namespace;
+/// its root and working directory move to the copies of their mounts.
+///
+/// # Errors
+/// `EPERM` without `CAP_SYS_ADMIN` in the user namespace that owns the mount namespace.
+pub fn unshare_mount_namespace() -> io::Result<()> {
+    // SAFETY: only CLONE_NEWNS is unshared (never CLONE_FILES, the case rustix's safety
+    // note is about), and the callers (the enter helper) are single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
+    Ok(())
+}
+
+/// `mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)`: nothing mounted in our mount
+/// namespace from now on propagates to the one it was copied from (nor back).
+pub fn make_rprivate_root() -> io::Result<()> {
+    use rustix::mount::MountPropagationFlags;
+    Ok(rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?)
+}
