@@ -680,8 +680,8 @@ pub fn cp(a: Cp) -> CliResult {
 #[argh(
     subcommand,
     name = "exec",
-    example = "sidecar exec 3f2a -- cat /etc/os-release\nsidecar exec pid:4242 --user nobody --env LANG=C -- sh -c 'id; ls /'",
-    note = "The program gets the environment of the container's first process, joins its cgroups and is limited to its capabilities, as podman exec does. Exit status: the program's (128+N for signal N), 126 not executable, 127 not found, 125 an error of the sidecar."
+    example = "sidecar exec 3f2a -- cat /etc/os-release\nsidecar exec pid:4242 --user nobody --env LANG=C -- sh -c 'id; ls /'\nsidecar exec -t --tools /toolkit 3f2a -- sh",
+    note = "The program gets the environment of the container's init, runs as its user, joins its cgroups and is limited to its capabilities, as podman exec does. With --tools DIR, DIR (static programs in DIR/bin) appears at /.sidecar/toolkit, first on PATH, in a private copy of the container's mounts: the container is not changed. Exit status: the program's (128+N for signal N), 126 not executable, 127 not found, 125 an error of the sidecar."
 )]
 pub struct Exec {
     /// container: ID, unique prefix, hostname, pid:N or host
@@ -690,9 +690,14 @@ pub struct Exec {
     /// the program and its arguments (after --)
     #[argh(positional, greedy)]
     pub argv: Vec<String>,
-    /// user: name, uid, name:group or uid:gid (default root)
+    /// user: name, uid, name:group or uid:gid (default: the user of the container's init, as
+    /// podman exec does; 0 or root for root)
     #[argh(option, short = 'u')]
     pub user: Option<String>,
+    /// give the program a pseudo-terminal of its own (job control, vi, top), as podman exec
+    /// -it does; the window size follows ours
+    #[argh(switch, short = 't')]
+    pub tty: bool,
     /// working directory in the container (default: the container process's)
     #[argh(option, short = 'w')]
     pub cwd: Option<String>,
@@ -774,7 +779,12 @@ pub fn exec(a: Exec) -> CliResult {
         tools: a.tools,
         ..exec_target(&a.container)?
     };
-    match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
+    let stdio = if a.tty {
+        crate::enter::Stdio::Pty
+    } else {
+        crate::enter::Stdio::Inherit
+    };
+    match crate::enter::run(&req, stdio) {
         Ok(done) => {
             for n in &done.notes {
                 eprintln!("sidecar: note: {}", printable(n));

@@ -603,3 +603,99 @@ pub fn make_rprivate_root() -> io::Result<()> {
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )?)
 }
+
+/// A new pseudo-terminal from our own `/dev/ptmx`: `(primary, secondary)`, both close-on-exec,
+/// neither our controlling terminal. The secondary is opened from the primary
+/// (`TIOCGPTPEER`, Linux 4.13+), so no path in `/dev/pts` is looked up.
+///
+/// # Errors
+/// `ENOENT` when this mount namespace has no `/dev/ptmx`; those of `posix_openpt(3)`.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor or -1; on success nothing else owns it,
+    // so wrapping it in an OwnedFd is sound. unlockpt and the ioctl take that live fd and
+    // plain integer flags; TIOCGPTPEER returns a new descriptor we then own alone.
+    unsafe {
+        let fd = cerr(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).into())?;
+        let primary = OwnedFd::from_raw_fd(fd as i32);
+        cerr(libc::unlockpt(primary.as_raw_fd()).into())?;
+        let peer = cerr(
+            libc::ioctl(
+                primary.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+            .into(),
+        )?;
+        Ok((primary, OwnedFd::from_raw_fd(peer as i32)))
+    }
+}
+
+/// A terminal's window size: rows, columns, and the pixel sizes some programs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WinSize {
+    pub rows: u16,
+    pub cols: u16,
+    pub xpixel: u16,
+    pub ypixel: u16,
+}
+
+/// `ioctl(TIOCGWINSZ)`: the window size of terminal `fd`.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<WinSize> {
+    // SAFETY: `ws` is a zeroed POD the ioctl fills; `fd` is live for the call.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        cerr(libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws).into())?;
+        Ok(WinSize {
+            rows: ws.ws_row,
+            cols: ws.ws_col,
+            xpixel: ws.ws_xpixel,
+            ypixel: ws.ws_ypixel,
+        })
+    }
+}
+
+/// `ioctl(TIOCSWINSZ)`: sets the window size of terminal `fd` (its foreground process group
+/// gets SIGWINCH when it changes).
+pub fn set_window_size(fd: BorrowedFd<'_>, size: WinSize) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: size.xpixel,
+        ws_ypixel: size.ypixel,
+    };
+    // SAFETY: the ioctl reads `ws`, a live local; `fd` is live for the call.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }.into()).map(drop)
+}
+
+/// A terminal's settings as they were, to put back (`restore_terminal`).
+pub struct TerminalMode(libc::termios);
+
+/// Puts terminal `fd` in raw mode (no echo, no line editing, no signals from ^C: every byte
+/// goes to the program, whose own terminal handles them) and returns the previous settings.
+pub fn make_raw(fd: BorrowedFd<'_>) -> io::Result<TerminalMode> {
+    // SAFETY: `saved` is a zeroed POD that tcgetattr fills before it is read; cfmakeraw
+    // edits a copy of it in place; `fd` is live for the calls.
+    unsafe {
+        let mut saved: libc::termios = std::mem::zeroed();
+        cerr(libc::tcgetattr(fd.as_raw_fd(), &mut saved).into())?;
+        let mut raw = saved;
+        libc::cfmakeraw(&mut raw);
+        cerr(libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &raw).into())?;
+        Ok(TerminalMode(saved))
+    }
+}
+
+/// Puts back settings `make_raw` returned.
+pub fn restore_terminal(fd: BorrowedFd<'_>, mode: &TerminalMode) -> io::Result<()> {
+    // SAFETY: tcsetattr reads the live termios in `mode`; `fd` is live for the call.
+    cerr(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &mode.0) }.into()).map(drop)
+}
+
+/// In a child before `exec`: a new session (`setsid`), with terminal `fd` (already dup'ed
+/// onto 0) as its controlling terminal (`TIOCSCTTY`): job control and ^C then work in it.
+pub fn new_session_with_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::process::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal); `fd` is live.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }.into()).map(drop)
+}
