@@ -10,6 +10,7 @@ BIN=target/x86_64-unknown-linux-musl/release/sidecar
 TAG="e2e$$$RANDOM"
 IMAGE="localhost/support-sidecar:$TAG"
 APPIMG="localhost/sidecar-e2e-busybox:$TAG"
+TKIMAGE="localhost/support-sidecar:toolkit-$TAG"
 PASSWORD="pw-$RANDOM$RANDOM"
 passed=0
 failed=0
@@ -28,8 +29,8 @@ for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_o
 
 cleanup() {
   podman pod rm -f -t 0 "pod-$TAG" >/dev/null 2>&1
-  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" >/dev/null 2>&1
-  podman rmi -f "$IMAGE" "$APPIMG" >/dev/null 2>&1
+  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" "tk-$TAG" >/dev/null 2>&1
+  podman rmi -f "$IMAGE" "$APPIMG" "$TKIMAGE" >/dev/null 2>&1
   [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
 }
 trap cleanup EXIT
@@ -44,7 +45,11 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1/healthz" && return 0; sleep 0.05; done; return 1; }
 
 # Images: the sidecar's own (FROM scratch, the static binary), and a target (busybox only).
-podman build -q -t "$IMAGE" -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
+podman build -q -t "$IMAGE" --target sidecar -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
+# The :toolkit image as `make image` builds it: Debian's static busybox and its applets.
+rm -rf target/toolkit && mkdir -p target/toolkit/bin && cp /bin/busybox target/toolkit/bin/
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "target/toolkit/bin/$a"; done
+podman build -q -t "$TKIMAGE" --target toolkit -f image/Containerfile . >/dev/null || skip_or_fail "podman build of the toolkit image failed"
 mkdir -p "$work/app" && cp /bin/busybox "$work/app/"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "100000"]\n' > "$work/app/Containerfile"
 podman build -q -t "$APPIMG" "$work/app" >/dev/null || skip_or_fail "podman build of the busybox image failed"
@@ -115,6 +120,20 @@ check "with SYS_ADMIN: exec runs in the app's root (its /bin holds only busybox)
 check "with the app's environment (podman run -e)" test "$(echo "$r" | json "d['stderr']")" = "from-podman"
 check "and a note that its cgroups were out of reach" sh -c "grep -q 'cgroup' '$work/exec-cap.json'"
 podman rm -f -t 0 "sc2-$TAG" >/dev/null 2>&1
+
+echo "== a shell for the shell-less app, from the :toolkit image"
+apppid=$(podman inspect "app-$TAG" --format '{{.State.Pid}}')
+before=$(cat "/proc/$apppid/mountinfo")
+check "the app has no sh of its own" sh -c "'$BIN' exec ${app:0:12} -- sh -c true 2>/dev/null; test \$? = 127"
+out=$(podman run --rm --pod "pod-$TAG" --name "tk-$TAG" --cap-add SYS_PTRACE,SYS_ADMIN,SYS_CHROOT \
+  "$TKIMAGE" exec --tools /toolkit "${app:0:12}" -- sh -c 'ls /; id; echo $PATH; hostname' 2>&1)
+echo "$out" > "$work/toolkit.txt"
+check "sh -c 'ls /; id' runs in the app's root ($(echo "$out" | head -1 | tr '\n' ' '))" \
+  sh -c "grep -qx bin '$work/toolkit.txt' && grep -qx proc '$work/toolkit.txt' && grep -q '^uid=0(root)' '$work/toolkit.txt'"
+check "with the toolkit first on PATH" grep -q '^/.sidecar/toolkit/bin:' "$work/toolkit.txt"
+check "in the pod's UTS namespace" grep -qx "pod-$TAG" "$work/toolkit.txt"
+check "the app's mountinfo is unchanged" test "$(cat "/proc/$apppid/mountinfo")" = "$before"
+check "and nothing was written into its root" test "$(podman diff "app-$TAG" | wc -l)" = 0
 
 start=$(date +%s%N)
 podman stop -t 10 "sc-$TAG" >/dev/null
