@@ -743,13 +743,14 @@ fn exec_target(name: &str) -> Result<crate::enter::Request, String> {
             ..Default::default()
         });
     }
-    let (all, i) = find(name)?;
-    let (pid, starttime) = all[i].entry_point();
+    let (id, stand_ins) = containers::find_to_enter(name).map_err(|e| e.to_string())?;
+    // With none left (a zombie init) the helper says the container has exited.
+    let (pid, starttime) = stand_ins.first().copied().unwrap_or((0, 0));
     Ok(crate::enter::Request {
-        container: all[i].id.clone(),
+        container: id,
         pid,
         starttime,
-        stand_ins: all[i].stand_ins.clone(),
+        stand_ins,
         ..Default::default()
     })
 }

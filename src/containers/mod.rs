@@ -444,21 +444,39 @@ impl fmt::Display for FindError {
 
 /// The runtime container whose ID starts with `prefix`, from the processes whose cgroup
 /// names it; `None` when no process's does (or only our own container's).
+///
+/// The cgroup file system is looked at first: one hierarchy's directories (a few dozen on a
+/// node, where `/proc/<pid>/cgroup` is one file per process, each formatted from every
+/// hierarchy) and the `cgroup.procs` of those that name a matching container. Only when no
+/// directory matches (a cgroup namespace or a container of our own shows just our subtree)
+/// is every process's cgroup file read.
 fn find_runtime_id(prefix: &str) -> Result<Option<Container>, FindError> {
-    let me = std::process::id();
-    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    let mut mine = None;
-    for pid in procfs::pids().map_err(FindError::Proc)? {
-        let Ok(Some(c)) = procfs::with_text(pid, "cgroup", cgroup::container_id) else {
-            continue;
-        };
-        if pid == me {
-            mine = Some(c.id.clone());
-        }
-        if c.id.starts_with(prefix) {
-            ids.entry(c.id).or_default().push(pid);
+    Ok(runtime_processes(prefix)?.map(|(id, seen)| build(Key::Runtime(id), seen)))
+}
+
+/// The ID of the container named `name` and the processes that may stand for it, best
+/// first (see `Container::stand_ins`): what entering it takes, without its hostname,
+/// namespaces or owner (`find` reads those too).
+pub fn find_to_enter(name: &str) -> Result<(String, Vec<(u32, u64)>), FindError> {
+    if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some((id, seen)) = runtime_processes(name)? {
+            return Ok((id, stand_ins(&seen)));
         }
     }
+    let c = find(name)?;
+    Ok((c.id, c.stand_ins))
+}
+
+/// The runtime container whose ID starts with `prefix` and what was read of its processes.
+fn runtime_processes(prefix: &str) -> Result<Option<(String, Vec<Seen>)>, FindError> {
+    let mine = procfs::read(std::process::id(), "cgroup")
+        .ok()
+        .and_then(|c| cgroup::container_id(&c))
+        .map(|c| c.id);
+    let mut ids = match ids_from_cgroupfs(prefix) {
+        Some(ids) if !ids.is_empty() => ids,
+        _ => ids_from_proc(prefix)?,
+    };
     if let Some(m) = &mine {
         ids.remove(m);
     }
@@ -485,7 +503,99 @@ fn find_runtime_id(prefix: &str) -> Result<Option<Container>, FindError> {
     if seen.is_empty() {
         return Ok(None);
     }
-    Ok(Some(build(Key::Runtime(id), seen)))
+    Ok(Some((id, seen)))
+}
+
+/// Processes of the containers whose ID starts with `prefix`, by their `/proc/<pid>/cgroup`.
+fn ids_from_proc(prefix: &str) -> Result<BTreeMap<String, Vec<u32>>, FindError> {
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for pid in procfs::pids().map_err(FindError::Proc)? {
+        let Ok(Some(c)) = procfs::with_text(pid, "cgroup", cgroup::container_id) else {
+            continue;
+        };
+        if c.id.starts_with(prefix) {
+            ids.entry(c.id).or_default().push(pid);
+        }
+    }
+    Ok(ids)
+}
+
+/// Processes of the containers whose ID starts with `prefix`, from the directories of one
+/// cgroup hierarchy we see whole (its root mounted: the unified one first), the container's
+/// cgroup and those below it. `None` when no hierarchy is mounted whole, or it is too big to
+/// walk quickly.
+fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
+    const MAX_DIRS: usize = 20_000;
+    let mounts =
+        procfs::with_text(std::process::id(), "mountinfo", procfs::parse_cgroup_mounts).ok()?;
+    let mount = mounts
+        .iter()
+        .filter(|m| m.root == "/")
+        .min_by_key(|m| (!m.v2, !m.options.iter().any(|o| o == "name=systemd")))?;
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let base = rustix::fs::open(mount.mount_point.as_str(), flags, Mode::empty()).ok()?;
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    // Directories are opened relative to their parent's descriptor when their turn comes
+    // (no path resolved from the root again; open descriptors at most the tree's depth).
+    let base = std::rc::Rc::new(base);
+    let mut stack = vec![(base, None::<std::ffi::CString>, String::new())];
+    let mut seen = 0;
+    while let Some((parent, name, rel)) = stack.pop() {
+        seen += 1;
+        if seen > MAX_DIRS {
+            return None;
+        }
+        let dir = match name {
+            None => parent,
+            Some(n) => match rustix::fs::openat(&*parent, n.as_c_str(), flags, Mode::empty()) {
+                Ok(fd) => std::rc::Rc::new(fd),
+                Err(rustix::io::Errno::NOENT) => continue, // removed meanwhile
+                Err(_) => return None,
+            },
+        };
+        if let Some(c) = cgroup::path_id(&rel).filter(|c| c.id.starts_with(prefix)) {
+            let procs = rustix::fs::openat(
+                &*dir,
+                "cgroup.procs",
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .and_then(|fd| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).ok()?;
+                Some(text)
+            })
+            .unwrap_or_default();
+            ids.entry(c.id).or_default().extend(
+                procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .filter(|&p| p != 0),
+            );
+        }
+        let Ok(listing) = rustix::fs::Dir::read_from(&*dir) else {
+            continue;
+        };
+        for entry in listing.flatten() {
+            if entry.file_type() != rustix::fs::FileType::Directory {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let sub = format!("{rel}/{name}");
+            stack.push((dir.clone(), Some(entry.file_name().to_owned()), sub));
+        }
+    }
+    for pids in ids.values_mut() {
+        pids.sort_unstable();
+        pids.dedup();
+    }
+    ids.retain(|_, pids| !pids.is_empty());
+    Some(ids)
 }
 
 /// Finds the container a user means by `name`.
