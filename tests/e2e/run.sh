@@ -121,6 +121,14 @@ check "with the app's environment (podman run -e)" test "$(echo "$r" | json "d['
 check "and a note that its cgroups were out of reach" sh -c "grep -q 'cgroup' '$work/exec-cap.json'"
 podman rm -f -t 0 "sc2-$TAG" >/dev/null 2>&1
 
+echo "== a sidecar in a private cgroup namespace, on the host's PID namespace"
+cid="$work/cgns.cid"
+podman run --rm --pid host --cgroupns private --cidfile "$cid" --cap-add SYS_PTRACE "$IMAGE" list --json > "$work/cgns.json" 2>"$work/cgns.err"
+check "it lists the app by podman's ID" test "$(json "[c['runtime'] for c in d if c['id']=='$app']" < "$work/cgns.json")" = "['podman']"
+check "with the pod's ID" test "$(json "[c['pod_id'] for c in d if c['id']=='$app']" < "$work/cgns.json")" = "['$pod']"
+check "and leaves its own container out" test "$(json "len([c for c in d if c['id']=='$(cat "$cid")'])" < "$work/cgns.json")" = 0
+check "and the node's processes are the host" test "$(json "len([c for c in d if c['id']=='host'])" < "$work/cgns.json")" = 1
+
 echo "== a shell for the shell-less app, from the :toolkit image"
 apppid=$(podman inspect "app-$TAG" --format '{{.State.Pid}}')
 before=$(cat "/proc/$apppid/mountinfo")
