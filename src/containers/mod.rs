@@ -348,21 +348,35 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
     let pid = seen.iter().map(|s| s.stat.pid).min().unwrap_or(0);
     let first = seen.iter().find(|s| s.stat.pid == pid);
     // Hostname, namespaces and root come from the process that stands for the container.
-    let stand_ins = stand_ins(&seen);
-    let inspectable = stand_ins.first().map_or(pid, |&(p, _)| p);
+    let mut stand_ins = stand_ins(&seen);
     let mut notes: Vec<String> = seen.iter().filter_map(|s| s.note.clone()).collect();
-    // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
-    let hostname =
-        match Root::of_pid(inspectable).and_then(|r| r.read_optional("/etc/hostname", 256)) {
-            Ok(h) => h,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-                notes.push(format!("pid {inspectable}: /etc/hostname skipped: {e}"));
-                None
+    // The first stand-in whose root still opens (one that exited since is dropped): its
+    // hostname and namespaces are the container's.
+    let mut root = None;
+    while let Some(&(p, _)) = stand_ins.first() {
+        match Root::of_pid(p) {
+            Ok(r) => {
+                root = Some(r);
+                break;
             }
-            Err(_) => None,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                stand_ins.remove(0);
+            }
+            Err(_) => break,
         }
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty());
+    }
+    let inspectable = stand_ins.first().map_or(pid, |&(p, _)| p);
+    // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
+    let hostname = match root.map(|r| r.read_optional("/etc/hostname", 256)) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            notes.push(format!("pid {inspectable}: /etc/hostname skipped: {e}"));
+            None
+        }
+        _ => None,
+    }
+    .map(|h| h.trim().to_string())
+    .filter(|h| !h.is_empty());
     let (id, runtime, pod_id) = match &key {
         Key::Host => ("host".to_string(), "host", None),
         Key::Runtime(_) => {
@@ -683,6 +697,17 @@ mod tests {
         assert!(lookup(&all, "pid:x").is_err());
         assert_eq!(lookup(&all, "host").unwrap().id, "host");
         assert_eq!(lookup(&all, "node").unwrap().id, "host");
+    }
+
+    #[test]
+    fn own_cgroup_subtree_in_a_private_namespace() {
+        // Ours: every hierarchy at or below the namespace's root.
+        assert!(in_own_subtree("9:name=systemd:/\n8:pids:/\n0::/\n"));
+        assert!(in_own_subtree("8:pids:/init\n0::/\n"));
+        // A neighbour or the node: some hierarchy climbs out.
+        assert!(!in_own_subtree("9:name=systemd:/../x\n8:pids:/\n0::/\n"));
+        assert!(!in_own_subtree("0::/../../system.slice/sshd.service\n"));
+        assert!(!in_own_subtree(""));
     }
 
     #[test]
