@@ -190,9 +190,10 @@ pub fn in_own_subtree(cgroup_file: &str) -> bool {
 /// that shares our root while we are on the node is the host's without its namespace.
 /// With `private_cgns`, processes of our own cgroup subtree are marked `ours`.
 fn look(pid: u32, my_root: Option<(u64, u64)>, on_host: bool, private_cgns: bool) -> Option<Seen> {
-    let stat = procfs::stat(pid).ok()?; // gone: skip it
-                                        // Kernel threads belong to the node, whatever their root. Told by their flags: inside a
-                                        // PID namespace PID 2 and its children are a container's own processes.
+    // Gone: skip it.
+    let stat = procfs::stat(pid).ok()?;
+    // Kernel threads belong to the node, whatever their root. Told by their flags: inside a
+    // PID namespace PID 2 and its children are a container's own processes.
     let kernel_thread = stat.is_kernel_thread();
     let mut seen = Seen {
         stat,
