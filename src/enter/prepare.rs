@@ -135,7 +135,9 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
         let rel = if root == "/" {
             cwd.as_str()
         } else {
-            cwd.strip_prefix(root.as_str())?
+            // `/r` is no prefix of `/rx/y`: only a whole path component counts.
+            cwd.strip_prefix(root.as_str())
+                .filter(|r| r.is_empty() || r.starts_with('/'))?
         };
         Some(if rel.is_empty() {
             "/".to_string()
