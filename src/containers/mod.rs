@@ -319,29 +319,52 @@ fn valid_hostname_id(h: &str) -> bool {
 /// `/proc/1/root`); kernel threads and zombies never do. A zombie init means the container
 /// has exited (its PID namespace is being torn down): then none stands in.
 fn stand_ins(seen: &[Seen]) -> Vec<(u32, u64)> {
-    let mut order: Vec<&Seen> = seen.iter().filter(|s| !s.kernel_thread).collect();
-    order.sort_by_key(|s| (s.stat.starttime, s.stat.pid));
-    // The init is the oldest process of its PID namespace: looking in start order finds it
-    // at once when there is one; a pod without one reads each status once.
-    let init = order.iter().position(|s| {
-        procfs::with_text(s.stat.pid, "status", |t| {
+    let candidates: Vec<Candidate> = seen
+        .iter()
+        .filter(|s| !s.kernel_thread)
+        .map(|s| Candidate {
+            pid: s.stat.pid,
+            starttime: s.stat.starttime,
+            inspectable: s.note.is_none(),
+            exited: exited(&s.stat),
+        })
+        .collect();
+    order_stand_ins(candidates, |pid| {
+        procfs::with_text(pid, "status", |t| {
             procfs::status_field(t, "NSpid")
                 .and_then(|v| v.split_whitespace().last())
                 .is_some_and(|n| n == "1")
         })
         .unwrap_or(false)
-    });
-    if let Some(i) = init {
-        if exited(&order[i].stat) {
+    })
+}
+
+/// What choosing a stand-in needs to know of a process (kernel threads are left out before).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    pid: u32,
+    starttime: u64,
+    inspectable: bool,
+    exited: bool,
+}
+
+/// The decision of `stand_ins`, pure: `is_init` says whether a PID is 1 in its own PID
+/// namespace (asked in start order, so at most once per process and usually once).
+fn order_stand_ins(mut order: Vec<Candidate>, is_init: impl Fn(u32) -> bool) -> Vec<(u32, u64)> {
+    order.sort_by_key(|c| (c.starttime, c.pid));
+    // The init is the oldest process of its PID namespace: looking in start order finds it
+    // at once when there is one; a pod without one reads each status once.
+    if let Some(i) = order.iter().position(|c| is_init(c.pid)) {
+        if order[i].exited {
             return Vec::new();
         }
-        let s = order.remove(i);
-        order.insert(0, s);
+        let c = order.remove(i);
+        order.insert(0, c);
     }
     order
         .iter()
-        .filter(|s| s.note.is_none() && !exited(&s.stat))
-        .map(|s| (s.stat.pid, s.stat.starttime))
+        .filter(|c| c.inspectable && !c.exited)
+        .map(|c| (c.pid, c.starttime))
         .collect()
 }
 
@@ -698,6 +721,38 @@ mod tests {
         assert!(lookup(&all, "pid:x").is_err());
         assert_eq!(lookup(&all, "host").unwrap().id, "host");
         assert_eq!(lookup(&all, "node").unwrap().id, "host");
+    }
+
+    fn cand(pid: u32, starttime: u64) -> Candidate {
+        Candidate {
+            pid,
+            starttime,
+            inspectable: true,
+            exited: false,
+        }
+    }
+
+    #[test]
+    fn who_stands_for_a_container() {
+        // The init (PID 1 inside) first, though a chrooted worker has a lower PID and is
+        // older; then the others, oldest first.
+        let procs = vec![cand(300, 50), cand(100, 10), cand(31000, 20), cand(200, 90)];
+        let got = order_stand_ins(procs.clone(), |p| p == 31000);
+        assert_eq!(got, [(31000, 20), (100, 10), (300, 50), (200, 90)]);
+        // No init (a pod sharing one PID namespace): the oldest, not the lowest PID.
+        let got = order_stand_ins(vec![cand(5, 70), cand(32000, 30)], |_| false);
+        assert_eq!(got, [(32000, 30), (5, 70)]);
+        // A zombie init: the container has exited, whatever else is left.
+        let mut zombie = cand(31000, 20);
+        zombie.exited = true;
+        assert!(order_stand_ins(vec![zombie, cand(100, 30)], |p| p == 31000).is_empty());
+        // Processes we may not inspect, and other zombies, never stand in.
+        let mut hidden = cand(1, 0);
+        hidden.inspectable = false;
+        let mut dead = cand(50, 5);
+        dead.exited = true;
+        let got = order_stand_ins(vec![hidden, dead, cand(60, 6)], |p| p == 1);
+        assert_eq!(got, [(60, 6)]);
     }
 
     #[test]
