@@ -230,7 +230,7 @@ fn own_container_in_a_private_cgroup_namespace_is_left_out() {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "{}; exec unshare --cgroup sh -c 'sleep 100120 & \"$0\" list --json; kill $!' \"$0\"",
+            "{}; exec unshare --cgroup sh -c 'sleep 100120 & \"$0\" list --json; kill $!; wait' \"$0\"",
             joins.join("; ")
         ))
         .arg(SIDECAR)
