@@ -5,6 +5,7 @@ STATIC    := target/$(MUSL)/release/sidecar
 CREDS     := .sidecar-credentials
 LISTEN    ?= 127.0.0.1:8889
 IMAGE     ?= localhost/support-sidecar:latest
+TOOLKIT_IMAGE ?= localhost/support-sidecar:toolkit
 export CONTAINERS_CONF ?= $(CURDIR)/tests/e2e/containers.conf
 
 .PHONY: build static image run test lint bench deps test-deps
@@ -24,8 +25,15 @@ static: deps
 	@file $(STATIC) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC) is not statically linked"; exit 1; }
 	@echo "$(STATIC): $$(stat -c %s $(STATIC)) bytes, static"
 
+# Two tags: $(IMAGE) (the binary alone) and $(TOOLKIT_IMAGE) (plus /toolkit: Debian's
+# static busybox with a link per applet, for `exec --tools /toolkit`). Both FROM scratch.
 image: static
-	podman build -t $(IMAGE) -f image/Containerfile .
+	rm -rf target/toolkit && mkdir -p target/toolkit/bin
+	cp /bin/busybox target/toolkit/bin/busybox
+	@file target/toolkit/bin/busybox | grep -q 'statically linked' || { echo "/bin/busybox is not static: apt-get install busybox-static"; exit 1; }
+	for a in $$(target/toolkit/bin/busybox --list); do [ "$$a" = busybox ] || ln -s busybox target/toolkit/bin/$$a; done
+	podman build -t $(IMAGE) --target sidecar -f image/Containerfile .
+	podman build -t $(TOOLKIT_IMAGE) --target toolkit -f image/Containerfile .
 
 # Serves this machine's containers and processes on $(LISTEN). The password is generated
 # on first use into $(CREDS) (git-ignored) and printed.

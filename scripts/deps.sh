@@ -22,6 +22,8 @@ if [ "${1:-}" = test ]; then
   pkg_for rpmbuild rpm
   pkg_for hyperfine hyperfine
   pkg_for openssl openssl
+  pkg_for script bsdutils    # tests/pty.rs drives `sidecar exec -t` through it
+  pkg_for setpriv util-linux
   [ -x /usr/bin/time ] || need+=(time)
   [ -x /bin/busybox ] || need+=(busybox-static)
   [ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)

@@ -80,6 +80,10 @@ pub struct Serve {
     /// enter containers through /proc/<pid>/ns/* one at a time (kernels before 5.8)
     #[argh(switch)]
     pub setns_files: bool,
+    /// toolkit directory (static programs in its bin/) for exec requests with "tools": true
+    /// (default /toolkit, where the :toolkit image has it)
+    #[argh(option, default = "String::from(\"/toolkit\")")]
+    pub toolkit: String,
 }
 
 /// list the containers this sidecar can see
@@ -348,6 +352,7 @@ pub fn serve(a: Serve) -> CliResult {
         read_only: a.read_only,
         max_upload: a.max_upload,
         setns_files: a.setns_files,
+        toolkit: a.toolkit.clone(),
     });
     let limits = Limits {
         max_head: a.max_head,
@@ -774,8 +779,8 @@ pub fn cp(a: Cp) -> CliResult {
 #[argh(
     subcommand,
     name = "exec",
-    example = "sidecar exec 3f2a -- cat /etc/os-release\nsidecar exec pid:4242 --user nobody --env LANG=C -- sh -c 'id; ls /'",
-    note = "The program gets the environment of the container's first process, joins its cgroups and is limited to its capabilities, as podman exec does. Exit status: the program's (128+N for signal N), 126 not executable, 127 not found, 125 an error of the sidecar."
+    example = "sidecar exec 3f2a -- cat /etc/os-release\nsidecar exec pid:4242 --user nobody --env LANG=C -- sh -c 'id; ls /'\nsidecar exec -t --tools /toolkit 3f2a -- sh",
+    note = "The program gets the environment of the container's init, runs as its user, joins its cgroups and is limited to its capabilities, as podman exec does. With --tools DIR, DIR (static programs in DIR/bin) appears at /.sidecar/toolkit, first on PATH, in a private copy of the container's mounts: the container is not changed. Exit status: the program's (128+N for signal N), 126 not executable, 127 not found, 125 an error of the sidecar."
 )]
 pub struct Exec {
     /// container: ID, unique prefix, hostname, pid:N or host
@@ -784,9 +789,14 @@ pub struct Exec {
     /// the program and its arguments (after --)
     #[argh(positional, greedy)]
     pub argv: Vec<String>,
-    /// user: name, uid, name:group or uid:gid (default root)
+    /// user: name, uid, name:group or uid:gid (default: the user of the container's init, as
+    /// podman exec does; 0 or root for root)
     #[argh(option, short = 'u')]
     pub user: Option<String>,
+    /// give the program a pseudo-terminal of its own (job control, vi, top), as podman exec
+    /// -it does; the window size follows ours
+    #[argh(switch, short = 't')]
+    pub tty: bool,
     /// working directory in the container (default: the container process's)
     #[argh(option, short = 'w')]
     pub cwd: Option<String>,
@@ -805,6 +815,11 @@ pub struct Exec {
     /// join through /proc/<pid>/ns/* one at a time (kernels before 5.8)
     #[argh(switch)]
     pub setns_files: bool,
+    /// run with the toolkit DIR (static programs in DIR/bin, e.g. /toolkit in the :toolkit
+    /// image) at /.sidecar/toolkit, first on PATH, in a private copy of the container's
+    /// mounts: for containers without a shell; the container is not changed
+    #[argh(option)]
+    pub tools: Option<String>,
 }
 
 /// The container's ID and the process to enter. `pid:N` names the process itself, as
@@ -827,13 +842,14 @@ fn exec_target(name: &str) -> Result<crate::enter::Request, String> {
             ..Default::default()
         });
     }
-    let (all, i) = find(name)?;
-    let (pid, starttime) = all[i].entry_point();
+    let (id, stand_ins) = containers::find_to_enter(name).map_err(|e| e.to_string())?;
+    // With none left (a zombie init) the helper says the container has exited.
+    let (pid, starttime) = stand_ins.first().copied().unwrap_or((0, 0));
     Ok(crate::enter::Request {
-        container: all[i].id.clone(),
+        container: id,
         pid,
         starttime,
-        stand_ins: all[i].stand_ins.clone(),
+        stand_ins,
         ..Default::default()
     })
 }
@@ -861,9 +877,15 @@ pub fn exec(a: Exec) -> CliResult {
         setns_files: a.setns_files,
         stdin: None,
         stdin_from_fd3: false,
+        tools: a.tools,
         ..exec_target(&a.container)?
     };
-    match crate::enter::run(&req, crate::enter::Stdio::Inherit) {
+    let stdio = if a.tty {
+        crate::enter::Stdio::Pty
+    } else {
+        crate::enter::Stdio::Inherit
+    };
+    match crate::enter::run(&req, stdio) {
         Ok(done) => {
             for n in &done.notes {
                 eprintln!("sidecar: note: {}", printable(n));

@@ -230,7 +230,7 @@ fn own_container_in_a_private_cgroup_namespace_is_left_out() {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "{}; exec unshare --cgroup sh -c 'sleep 100120 & \"$0\" list --json; kill $!' \"$0\"",
+            "{}; exec unshare --cgroup sh -c 'sleep 100120 & \"$0\" list --json; kill $!; wait' \"$0\"",
             joins.join("; ")
         ))
         .arg(SIDECAR)
@@ -416,7 +416,14 @@ fn the_init_stands_for_the_container_not_the_lowest_pid() {
             .spawn()
             .unwrap(),
     );
-    let c = FakeContainer::start(Spec::podman("exec sleep 100501"));
+    let mut c = FakeContainer::start(Spec::podman("exec sleep 100501"));
+    // PIDs may wrap in between on a busy machine (pid_max 32768): try again then.
+    for _ in 0..5 {
+        if worker.0.id() < c.init {
+            break;
+        }
+        c = FakeContainer::start(Spec::podman("exec sleep 100501"));
+    }
     assert!(worker.0.id() < c.init);
     c.adopt(worker.0.id());
     let all = list();
@@ -501,6 +508,70 @@ fn processes_that_exit_mid_request_are_skipped() {
     .unwrap();
     let v: Value = serde_json::from_slice(&helper.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(v["error"]["code"], "container_not_found", "{v}");
+}
+
+#[test]
+fn after_pids_wrap_short_lived_processes_do_not_stand_for_the_container() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    // In a PID namespace of the test's own (its `ns_last_pid` is ours to set, nobody
+    // else's), the container's long-lived process gets PID 500, then PIDs "wrap": its
+    // short-lived processes, forked in a loop, get PIDs from 11 up. The sidecar runs in the
+    // same namespace, 150 times: exec, sockets and cp must never find the container gone.
+    let id = random_id();
+    let dirs = cgroup_dirs(&format!("libpod_parent/libpod-{id}"));
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let join: String = dirs
+        .iter()
+        .map(|d| format!("echo $$ > {}/cgroup.procs; ", d.display()))
+        .collect();
+    let short = &id[..12];
+    let script = format!(
+        r#"echo 499 > /proc/sys/kernel/ns_last_pid
+sh -c '{join} exec sleep 100970' &
+main=$!
+sleep 0.2
+( while :; do echo 10 > /proc/sys/kernel/ns_last_pid; sh -c '{join} exec sleep 0.05' & sleep 0.01; done ) &
+spawner=$!
+sleep 0.5
+fails=0
+i=0
+while [ $i -lt 150 ]; do
+  case $((i % 3)) in
+    0) "$0" exec {short} -- true ;;
+    1) "$0" sockets {short} > /dev/null ;;
+    2) "$0" cp {short}:/etc/hostname /dev/null ;;
+  esac || fails=$((fails + 1))
+  i=$((i + 1))
+done
+echo "main=$main fails=$fails"
+kill $spawner $main"#
+    );
+    let out = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .arg(SIDECAR)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    for d in &dirs {
+        remove_cgroup(d);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("main=500 "), "{text} {err}");
+    assert!(text.contains("fails=0"), "{text} {err}");
 }
 
 #[test]

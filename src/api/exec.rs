@@ -45,6 +45,10 @@ pub struct Body {
     /// A list, or a comma-separated string, of namespace kinds.
     #[serde(default)]
     pub ns: Option<NsSpec>,
+    /// Run with the server's toolkit (`serve --toolkit`) at `/.sidecar/toolkit`, first on
+    /// `PATH`: for containers without a shell.
+    #[serde(default)]
+    pub tools: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,7 +83,7 @@ pub fn parse_body(body: &mut dyn Read, limit: u64) -> Result<Body, ApiError> {
         ApiError::new(
             400,
             "bad_request",
-            format!("invalid exec request: {e} (expected {{\"argv\": [\"program\", \"arg\"...], \"env\", \"cwd\", \"user\", \"timeout_s\", \"stdin\", \"privileged\", \"ns\"}})"),
+            format!("invalid exec request: {e} (expected {{\"argv\": [\"program\", \"arg\"...], \"env\", \"cwd\", \"user\", \"timeout_s\", \"stdin\", \"privileged\", \"ns\", \"tools\"}})"),
         )
     })?;
     if b.argv.first().is_none_or(|a| a.is_empty()) {
@@ -114,8 +118,9 @@ pub fn parse_body(body: &mut dyn Read, limit: u64) -> Result<Body, ApiError> {
     Ok(b)
 }
 
-/// Builds the helper's request for container `c`.
-pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
+/// Builds the helper's request for container `c`; `toolkit` is the server's toolkit directory,
+/// used when the body asks for tools.
+pub fn request(c: &Container, b: Body, setns_files: bool, toolkit: &str) -> enter::Request {
     let (pid, starttime) = c.entry_point();
     enter::Request {
         container: c.id.clone(),
@@ -138,6 +143,7 @@ pub fn request(c: &Container, b: Body, setns_files: bool) -> enter::Request {
         setns_files,
         stdin: b.stdin,
         stdin_from_fd3: false,
+        tools: b.tools.then(|| toolkit.to_string()),
     }
 }
 

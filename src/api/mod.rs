@@ -109,6 +109,8 @@ pub struct App {
     pub max_upload: u64,
     /// Enter containers through `/proc/<pid>/ns/*` (`--setns-files`, for kernels before 5.8).
     pub setns_files: bool,
+    /// The toolkit directory for exec requests with `"tools": true` (`--toolkit`).
+    pub toolkit: String,
 }
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -291,7 +293,7 @@ impl App {
                 only(method, "POST")?;
                 self.writable()?;
                 let body = exec::parse_body(req.body, self.max_upload)?;
-                let er = exec::request(c, body, self.setns_files);
+                let er = exec::request(c, body, self.setns_files, &self.toolkit);
                 let done = exec::run(&er)?;
                 let mut r = Response::json(200, &done);
                 r.change = Some(json!({
@@ -449,12 +451,9 @@ pub fn transaction_request(
             .collect(),
         cwd: Some("/".into()),
         user: Some("0".into()),
-        ns: None,
-        timeout_s: None,
-        privileged: false,
         setns_files,
-        stdin: None,
         stdin_from_fd3,
+        ..Default::default()
     }
 }
 

@@ -122,10 +122,13 @@ pub fn path_id(path: &str) -> Option<CgroupId> {
                 .rev()
                 .find_map(|s| segment_pod(s))
                 .or_else(|| {
-                    // podman cgroupfs pods: `/libpod_parent/<pod id>/libpod-<id>`.
+                    // podman cgroupfs pods: `/libpod_parent/<pod id>/libpod-<id>` (from a
+                    // private cgroup namespace `/../<pod id>/libpod-<id>`, the parent hidden).
                     let parent = segs.get(i.checked_sub(1)?)?;
-                    let grand = segs.get(i.checked_sub(2)?)?;
-                    (*grand == "libpod_parent" && is_hex64(parent)).then(|| parent.to_string())
+                    let grand = i.checked_sub(2).and_then(|g| segs.get(g));
+                    let under_parent = grand == Some(&"libpod_parent") || (i == 1 && hidden > 0);
+                    (runtime == "podman" && under_parent && is_hex64(parent))
+                        .then(|| parent.to_string())
                 });
             return Some(CgroupId {
                 runtime,
@@ -285,6 +288,12 @@ mod tests {
             Some(("unknown", ID.to_string(), Some(hash.to_string())))
         );
         assert_eq!(id(&format!("/../libpod-{ID}")).unwrap().0, "podman");
+        // A podman pod's container seen from outside the pod (cgroupfs).
+        assert_eq!(
+            id(&format!("/../{POD}/libpod-{ID}")),
+            Some(("podman", ID.to_string(), Some(POD.to_string())))
+        );
+        assert_eq!(id(&format!("/x/{POD}/libpod-{ID}")).unwrap().2, None);
         // A bare ID deeper down, not under a pod, is no container (only below `..`).
         assert_eq!(id(&format!("/../x/{ID}")), None);
         assert_eq!(id(&format!("/{ID}")), None);

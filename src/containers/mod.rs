@@ -190,9 +190,10 @@ pub fn in_own_subtree(cgroup_file: &str) -> bool {
 /// that shares our root while we are on the node is the host's without its namespace.
 /// With `private_cgns`, processes of our own cgroup subtree are marked `ours`.
 fn look(pid: u32, my_root: Option<(u64, u64)>, on_host: bool, private_cgns: bool) -> Option<Seen> {
-    let stat = procfs::stat(pid).ok()?; // gone: skip it
-                                        // Kernel threads belong to the node, whatever their root. Told by their flags: inside a
-                                        // PID namespace PID 2 and its children are a container's own processes.
+    // Gone: skip it.
+    let stat = procfs::stat(pid).ok()?;
+    // Kernel threads belong to the node, whatever their root. Told by their flags: inside a
+    // PID namespace PID 2 and its children are a container's own processes.
     let kernel_thread = stat.is_kernel_thread();
     let mut seen = Seen {
         stat,
@@ -318,29 +319,52 @@ fn valid_hostname_id(h: &str) -> bool {
 /// `/proc/1/root`); kernel threads and zombies never do. A zombie init means the container
 /// has exited (its PID namespace is being torn down): then none stands in.
 fn stand_ins(seen: &[Seen]) -> Vec<(u32, u64)> {
-    let mut order: Vec<&Seen> = seen.iter().filter(|s| !s.kernel_thread).collect();
-    order.sort_by_key(|s| (s.stat.starttime, s.stat.pid));
-    // The init is the oldest process of its PID namespace: looking in start order finds it
-    // at once when there is one; a pod without one reads each status once.
-    let init = order.iter().position(|s| {
-        procfs::with_text(s.stat.pid, "status", |t| {
+    let candidates: Vec<Candidate> = seen
+        .iter()
+        .filter(|s| !s.kernel_thread)
+        .map(|s| Candidate {
+            pid: s.stat.pid,
+            starttime: s.stat.starttime,
+            inspectable: s.note.is_none(),
+            exited: exited(&s.stat),
+        })
+        .collect();
+    order_stand_ins(candidates, |pid| {
+        procfs::with_text(pid, "status", |t| {
             procfs::status_field(t, "NSpid")
                 .and_then(|v| v.split_whitespace().last())
                 .is_some_and(|n| n == "1")
         })
         .unwrap_or(false)
-    });
-    if let Some(i) = init {
-        if exited(&order[i].stat) {
+    })
+}
+
+/// What choosing a stand-in needs to know of a process (kernel threads are left out before).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    pid: u32,
+    starttime: u64,
+    inspectable: bool,
+    exited: bool,
+}
+
+/// The decision of `stand_ins`, pure: `is_init` says whether a PID is 1 in its own PID
+/// namespace (asked in start order, so at most once per process and usually once).
+fn order_stand_ins(mut order: Vec<Candidate>, is_init: impl Fn(u32) -> bool) -> Vec<(u32, u64)> {
+    order.sort_by_key(|c| (c.starttime, c.pid));
+    // The init is the oldest process of its PID namespace: looking in start order finds it
+    // at once when there is one; a pod without one reads each status once.
+    if let Some(i) = order.iter().position(|c| is_init(c.pid)) {
+        if order[i].exited {
             return Vec::new();
         }
-        let s = order.remove(i);
-        order.insert(0, s);
+        let c = order.remove(i);
+        order.insert(0, c);
     }
     order
         .iter()
-        .filter(|s| s.note.is_none() && !exited(&s.stat))
-        .map(|s| (s.stat.pid, s.stat.starttime))
+        .filter(|c| c.inspectable && !c.exited)
+        .map(|c| (c.pid, c.starttime))
         .collect()
 }
 
@@ -348,21 +372,35 @@ fn build(key: Key, seen: Vec<Seen>) -> Container {
     let pid = seen.iter().map(|s| s.stat.pid).min().unwrap_or(0);
     let first = seen.iter().find(|s| s.stat.pid == pid);
     // Hostname, namespaces and root come from the process that stands for the container.
-    let stand_ins = stand_ins(&seen);
-    let inspectable = stand_ins.first().map_or(pid, |&(p, _)| p);
+    let mut stand_ins = stand_ins(&seen);
     let mut notes: Vec<String> = seen.iter().filter_map(|s| s.note.clone()).collect();
-    // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
-    let hostname =
-        match Root::of_pid(inspectable).and_then(|r| r.read_optional("/etc/hostname", 256)) {
-            Ok(h) => h,
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
-                notes.push(format!("pid {inspectable}: /etc/hostname skipped: {e}"));
-                None
+    // The first stand-in whose root still opens (one that exited since is dropped): its
+    // hostname and namespaces are the container's.
+    let mut root = None;
+    while let Some(&(p, _)) = stand_ins.first() {
+        match Root::of_pid(p) {
+            Ok(r) => {
+                root = Some(r);
+                break;
             }
-            Err(_) => None,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                stand_ins.remove(0);
+            }
+            Err(_) => break,
         }
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty());
+    }
+    let inspectable = stand_ins.first().map_or(pid, |&(p, _)| p);
+    // A hostname file the container replaced with a FIFO or a device is skipped, with a note.
+    let hostname = match root.map(|r| r.read_optional("/etc/hostname", 256)) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            notes.push(format!("pid {inspectable}: /etc/hostname skipped: {e}"));
+            None
+        }
+        _ => None,
+    }
+    .map(|h| h.trim().to_string())
+    .filter(|h| !h.is_empty());
     let (id, runtime, pod_id) = match &key {
         Key::Host => ("host".to_string(), "host", None),
         Key::Runtime(_) => {
@@ -444,21 +482,39 @@ impl fmt::Display for FindError {
 
 /// The runtime container whose ID starts with `prefix`, from the processes whose cgroup
 /// names it; `None` when no process's does (or only our own container's).
+///
+/// The cgroup file system is looked at first: one hierarchy's directories (a few dozen on a
+/// node, where `/proc/<pid>/cgroup` is one file per process, each formatted from every
+/// hierarchy) and the `cgroup.procs` of those that name a matching container. Only when no
+/// directory matches (a cgroup namespace or a container of our own shows just our subtree)
+/// is every process's cgroup file read.
 fn find_runtime_id(prefix: &str) -> Result<Option<Container>, FindError> {
-    let me = std::process::id();
-    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    let mut mine = None;
-    for pid in procfs::pids().map_err(FindError::Proc)? {
-        let Ok(Some(c)) = procfs::with_text(pid, "cgroup", cgroup::container_id) else {
-            continue;
-        };
-        if pid == me {
-            mine = Some(c.id.clone());
-        }
-        if c.id.starts_with(prefix) {
-            ids.entry(c.id).or_default().push(pid);
+    Ok(runtime_processes(prefix)?.map(|(id, seen)| build(Key::Runtime(id), seen)))
+}
+
+/// The ID of the container named `name` and the processes that may stand for it, best
+/// first (see `Container::stand_ins`): what entering it takes, without its hostname,
+/// namespaces or owner (`find` reads those too).
+pub fn find_to_enter(name: &str) -> Result<(String, Vec<(u32, u64)>), FindError> {
+    if name.len() >= 4 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some((id, seen)) = runtime_processes(name)? {
+            return Ok((id, stand_ins(&seen)));
         }
     }
+    let c = find(name)?;
+    Ok((c.id, c.stand_ins))
+}
+
+/// The runtime container whose ID starts with `prefix` and what was read of its processes.
+fn runtime_processes(prefix: &str) -> Result<Option<(String, Vec<Seen>)>, FindError> {
+    let mine = procfs::read(std::process::id(), "cgroup")
+        .ok()
+        .and_then(|c| cgroup::container_id(&c))
+        .map(|c| c.id);
+    let mut ids = match ids_from_cgroupfs(prefix) {
+        Some(ids) if !ids.is_empty() => ids,
+        _ => ids_from_proc(prefix)?,
+    };
     if let Some(m) = &mine {
         ids.remove(m);
     }
@@ -485,7 +541,99 @@ fn find_runtime_id(prefix: &str) -> Result<Option<Container>, FindError> {
     if seen.is_empty() {
         return Ok(None);
     }
-    Ok(Some(build(Key::Runtime(id), seen)))
+    Ok(Some((id, seen)))
+}
+
+/// Processes of the containers whose ID starts with `prefix`, by their `/proc/<pid>/cgroup`.
+fn ids_from_proc(prefix: &str) -> Result<BTreeMap<String, Vec<u32>>, FindError> {
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for pid in procfs::pids().map_err(FindError::Proc)? {
+        let Ok(Some(c)) = procfs::with_text(pid, "cgroup", cgroup::container_id) else {
+            continue;
+        };
+        if c.id.starts_with(prefix) {
+            ids.entry(c.id).or_default().push(pid);
+        }
+    }
+    Ok(ids)
+}
+
+/// Processes of the containers whose ID starts with `prefix`, from the directories of one
+/// cgroup hierarchy we see whole (its root mounted: the unified one first), the container's
+/// cgroup and those below it. `None` when no hierarchy is mounted whole, or it is too big to
+/// walk quickly.
+fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
+    const MAX_DIRS: usize = 20_000;
+    let mounts =
+        procfs::with_text(std::process::id(), "mountinfo", procfs::parse_cgroup_mounts).ok()?;
+    let mount = mounts
+        .iter()
+        .filter(|m| m.root == "/")
+        .min_by_key(|m| (!m.v2, !m.options.iter().any(|o| o == "name=systemd")))?;
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let base = rustix::fs::open(mount.mount_point.as_str(), flags, Mode::empty()).ok()?;
+    let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    // Directories are opened relative to their parent's descriptor when their turn comes
+    // (no path resolved from the root again; open descriptors at most the tree's depth).
+    let base = std::rc::Rc::new(base);
+    let mut stack = vec![(base, None::<std::ffi::CString>, String::new())];
+    let mut seen = 0;
+    while let Some((parent, name, rel)) = stack.pop() {
+        seen += 1;
+        if seen > MAX_DIRS {
+            return None;
+        }
+        let dir = match name {
+            None => parent,
+            Some(n) => match rustix::fs::openat(&*parent, n.as_c_str(), flags, Mode::empty()) {
+                Ok(fd) => std::rc::Rc::new(fd),
+                Err(rustix::io::Errno::NOENT) => continue, // removed meanwhile
+                Err(_) => return None,
+            },
+        };
+        if let Some(c) = cgroup::path_id(&rel).filter(|c| c.id.starts_with(prefix)) {
+            let procs = rustix::fs::openat(
+                &*dir,
+                "cgroup.procs",
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .and_then(|fd| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).ok()?;
+                Some(text)
+            })
+            .unwrap_or_default();
+            ids.entry(c.id).or_default().extend(
+                procs
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .filter(|&p| p != 0),
+            );
+        }
+        let Ok(listing) = rustix::fs::Dir::read_from(&*dir) else {
+            continue;
+        };
+        for entry in listing.flatten() {
+            if entry.file_type() != rustix::fs::FileType::Directory {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let sub = format!("{rel}/{name}");
+            stack.push((dir.clone(), Some(entry.file_name().to_owned()), sub));
+        }
+    }
+    for pids in ids.values_mut() {
+        pids.sort_unstable();
+        pids.dedup();
+    }
+    ids.retain(|_, pids| !pids.is_empty());
+    Some(ids)
 }
 
 /// Finds the container a user means by `name`.
@@ -573,6 +721,49 @@ mod tests {
         assert!(lookup(&all, "pid:x").is_err());
         assert_eq!(lookup(&all, "host").unwrap().id, "host");
         assert_eq!(lookup(&all, "node").unwrap().id, "host");
+    }
+
+    fn cand(pid: u32, starttime: u64) -> Candidate {
+        Candidate {
+            pid,
+            starttime,
+            inspectable: true,
+            exited: false,
+        }
+    }
+
+    #[test]
+    fn who_stands_for_a_container() {
+        // The init (PID 1 inside) first, though a chrooted worker has a lower PID and is
+        // older; then the others, oldest first.
+        let procs = vec![cand(300, 50), cand(100, 10), cand(31000, 20), cand(200, 90)];
+        let got = order_stand_ins(procs.clone(), |p| p == 31000);
+        assert_eq!(got, [(31000, 20), (100, 10), (300, 50), (200, 90)]);
+        // No init (a pod sharing one PID namespace): the oldest, not the lowest PID.
+        let got = order_stand_ins(vec![cand(5, 70), cand(32000, 30)], |_| false);
+        assert_eq!(got, [(32000, 30), (5, 70)]);
+        // A zombie init: the container has exited, whatever else is left.
+        let mut zombie = cand(31000, 20);
+        zombie.exited = true;
+        assert!(order_stand_ins(vec![zombie, cand(100, 30)], |p| p == 31000).is_empty());
+        // Processes we may not inspect, and other zombies, never stand in.
+        let mut hidden = cand(1, 0);
+        hidden.inspectable = false;
+        let mut dead = cand(50, 5);
+        dead.exited = true;
+        let got = order_stand_ins(vec![hidden, dead, cand(60, 6)], |p| p == 1);
+        assert_eq!(got, [(60, 6)]);
+    }
+
+    #[test]
+    fn own_cgroup_subtree_in_a_private_namespace() {
+        // Ours: every hierarchy at or below the namespace's root.
+        assert!(in_own_subtree("9:name=systemd:/\n8:pids:/\n0::/\n"));
+        assert!(in_own_subtree("8:pids:/init\n0::/\n"));
+        // A neighbour or the node: some hierarchy climbs out.
+        assert!(!in_own_subtree("9:name=systemd:/../x\n8:pids:/\n0::/\n"));
+        assert!(!in_own_subtree("0::/../../system.slice/sshd.service\n"));
+        assert!(!in_own_subtree(""));
     }
 
     #[test]

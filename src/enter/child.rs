@@ -66,6 +66,7 @@ pub(super) fn child(
     req: &Request,
     own_group: bool,
     stdio: Option<[&OwnedFd; 3]>,
+    session: bool,
     errpipe: &OwnedFd,
 ) -> ! {
     sys::reset_signals_for_exec();
@@ -77,6 +78,12 @@ pub(super) fn child(
             if let Err(e) = sys::dup_onto(fd.as_fd(), i as i32) {
                 report(errpipe, Step::Stdio, &e);
             }
+        }
+    }
+    // A terminal of its own (`exec -t`): a new session, that terminal its controlling one.
+    if session {
+        if let Err(e) = sys::new_session_with_terminal(std::io::stdin().as_fd()) {
+            report(errpipe, Step::Stdio, &e);
         }
     }
     // Only 0, 1 and 2 reach the program: any other descriptor (one the sidecar inherited

@@ -23,11 +23,13 @@ pub(super) fn join(p: &Prepared, req: &Request) -> Result<(), Error> {
             sys::setns_pidfd(p.pidfd.as_fd(), p.flags).map_err(|e| setns_error(req, false, e))?;
         }
     }
-    if let Some(root) = &p.root {
-        sys::chroot_fd(root.fd().as_fd()).map_err(Error::io(
+    match (&p.root, &p.toolkit) {
+        (Some(root), Some(toolkit)) => super::toolkit::enter_root(root.fd(), toolkit)?,
+        (Some(root), None) => sys::chroot_fd(root.fd().as_fd()).map_err(Error::io(
             "change root into the container (chroot)",
             "CAP_SYS_CHROOT",
-        ))?;
+        ))?,
+        _ => {}
     }
     match (&req.cwd, &p.cwd) {
         (Some(dir), _) => rustix::process::chdir(dir.as_str()).map_err(|e| {
@@ -36,6 +38,12 @@ pub(super) fn join(p: &Prepared, req: &Request) -> Result<(), Error> {
                 io::Error::from(e)
             ))
         })?,
+        (None, _) if p.cwd_path.is_some() => {
+            let dir = p.cwd_path.as_deref().unwrap_or("/");
+            if rustix::process::chdir(dir).is_err() {
+                let _ = rustix::process::chdir("/");
+            }
+        }
         (None, Some(fd)) => {
             if rustix::process::fchdir(fd).is_err() {
                 let _ = rustix::process::chdir("/");

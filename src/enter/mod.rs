@@ -27,6 +27,8 @@ mod helper;
 mod join;
 mod plan;
 mod prepare;
+mod pty;
+pub mod toolkit;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -95,6 +97,10 @@ pub struct Request {
     /// Join through `/proc/<pid>/ns/*` one by one (the path for kernels before 5.8).
     #[serde(default)]
     pub setns_files: bool,
+    /// A toolkit directory (static programs in its `bin/`) to mount at `/.sidecar/toolkit`
+    /// in a private copy of the container's mount namespace (see `toolkit`).
+    #[serde(default)]
+    pub tools: Option<String>,
     /// Bytes for the program's stdin (capture mode only).
     #[serde(default)]
     pub stdin: Option<String>,
@@ -140,6 +146,8 @@ pub enum Stdio {
     Inherit,
     /// Pipes: the request's `stdin` is written, output is captured (the API's helper).
     Capture,
+    /// A pseudo-terminal of the program's own, copied to and from ours (`exec -t`).
+    Pty,
 }
 
 /// Runs `req` in the container: steps 1 to 4. `Stdio::Inherit` passes our stdio through and
@@ -148,11 +156,17 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let started = Instant::now();
     let mut p = prepare::prepare(req)?;
     let mut notes = std::mem::take(&mut p.notes);
+    // The terminal comes from our own devpts, before the join (see `pty`).
+    let terminal = match stdio {
+        Stdio::Pty => Some(pty::open()?),
+        _ => None,
+    };
     join::join(&p, req)?;
     let capture = matches!(stdio, Stdio::Capture);
     // A program at a terminal stays in its foreground process group (job control, ^C);
-    // otherwise it leads its own, so that a time-out kills it and what it started.
-    let own_group = capture || !io::IsTerminal::is_terminal(&io::stdin());
+    // otherwise it leads its own, so that a time-out kills it and what it started. With a
+    // terminal of its own it leads a new session instead, that terminal its controlling one.
+    let own_group = terminal.is_none() && (capture || !io::IsTerminal::is_terminal(&io::stdin()));
     let pipes = if capture {
         let pipe = |what| sys::pipe().map_err(|source| Error::Io { step: what, source });
         let stdin = if req.stdin_from_fd3 {
@@ -180,8 +194,11 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     })?;
     let pid = match sys::fork() {
         Ok(sys::Forked::Child) => {
-            let stdio = pipes.as_ref().map(|[i, o, e]| [&i.0, &o.1, &e.1]);
-            child::child(&p, req, own_group, stdio, &err_w)
+            let stdio = match &terminal {
+                Some(t) => Some([&t.secondary; 3]),
+                None => pipes.as_ref().map(|[i, o, e]| [&i.0, &o.1, &e.1]),
+            };
+            child::child(&p, req, own_group, stdio, terminal.is_some(), &err_w)
         }
         Ok(sys::Forked::Parent(pid)) => pid,
         Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && p.flags & libc::CLONE_NEWPID != 0 => {
@@ -211,11 +228,12 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
         .timeout_s
         .filter(|t| *t > 0.0)
         .map(|t| Instant::now() + Duration::from_secs_f64(t.min(1e7)));
-    let mut done = match (stdout_r, stderr_r) {
-        (Some(out), Some(err)) => {
+    let mut done = match (stdout_r, stderr_r, terminal) {
+        (Some(out), Some(err), _) => {
             let input = req.stdin.clone().unwrap_or_default().into_bytes();
             wait::capture_output(pid, stdin_w, out, err, input, deadline, p.proc_dir.as_ref())
         }
+        (_, _, Some(t)) => pty::relay(pid, t, deadline),
         _ => wait::pass_through(pid, own_group, deadline),
     };
     // A stopping container takes its processes down one by one: when ours was killed the way

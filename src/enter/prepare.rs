@@ -11,6 +11,7 @@ use std::os::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 
 use super::plan::{environment, init_ident, namespaces_to_join, resolve_user, Ident};
+use super::toolkit::{self, Toolkit};
 use super::{Error, Request, KINDS};
 use crate::procfs::{self, Caps};
 use crate::rootfs::Root;
@@ -38,6 +39,11 @@ pub(super) struct Prepared {
     /// Our `/proc`, held to find the program's descendants once `/proc` is the target's.
     pub(super) proc_dir: Option<OwnedFd>,
     pub(super) notes: Vec<String>,
+    /// The toolkit, cloned in our own mount namespace (`--tools`).
+    pub(super) toolkit: Option<Toolkit>,
+    /// With a toolkit: the target's working directory as a path inside its root (the new
+    /// root is built after the join, so a descriptor of it would lead outside).
+    pub(super) cwd_path: Option<String>,
 }
 
 pub(super) fn gone(req: &Request) -> Error {
@@ -113,9 +119,35 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
         procfs::namespace(pid, kind)
     })?;
     let mount = flags & libc::CLONE_NEWNS != 0;
+    let toolkit = match &req.tools {
+        Some(_) if !mount => {
+            return Err(Error::Bad(
+                "tools need the container's mount namespace: leave mnt in ns (or ns out)".into(),
+            ))
+        }
+        Some(dir) => Some(toolkit::open(dir)?),
+        None => None,
+    };
+    // The cwd relative to the root, both as we see them (the same frame of reference).
+    let cwd_path = toolkit.as_ref().and_then(|_| {
+        let cwd = procfs::link(pid, "cwd").ok()?;
+        let root = procfs::link(pid, "root").ok()?;
+        let rel = if root == "/" {
+            cwd.as_str()
+        } else {
+            // `/r` is no prefix of `/rx/y`: only a whole path component counts.
+            cwd.strip_prefix(root.as_str())
+                .filter(|r| r.is_empty() || r.starts_with('/'))?
+        };
+        Some(if rel.is_empty() {
+            "/".to_string()
+        } else {
+            rel.to_string()
+        })
+    });
     let ptrace = Error::io("open the target's root", "CAP_SYS_PTRACE");
     let root = Root::of_pid(pid).map_err(&ptrace)?;
-    let cwd = match (&req.cwd, mount) {
+    let cwd = match (&req.cwd, mount && toolkit.is_none()) {
         (None, true) => open_path(&format!("/proc/{pid}/cwd")).ok(),
         _ => None,
     };
@@ -158,7 +190,12 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
     };
     let target_env = procfs::environ(pid).map_err(&ptrace)?;
     let home = req.user.as_ref().and(ident.home.as_deref());
-    let env = environment(&target_env, &req.env, home);
+    let mut env = environment(&target_env, &req.env, home);
+    if toolkit.is_some() {
+        let path = super::plan::search_path(&env);
+        env.retain(|(k, _)| k != "PATH");
+        env.push(("PATH".into(), toolkit::path_with_toolkit(&path)));
+    }
     let caps = procfs::with_text(pid, "status", procfs::parse_caps).map_err(|_| gone(req))?;
     let our_caps = procfs::with_text(me, "status", procfs::parse_caps)
         .ok()
@@ -207,6 +244,8 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
         cgroups,
         proc_dir,
         notes,
+        toolkit,
+        cwd_path,
     })
 }
 

@@ -20,7 +20,7 @@ pub(super) fn target_exited(pidfd: &OwnedFd, wait_ms: i32) -> bool {
     sys::wait_readable(pidfd.as_fd(), wait_ms).unwrap_or(false)
 }
 
-fn finish(info: sys::ExitInfo, timed_out: bool) -> Finished {
+pub(super) fn finish(info: sys::ExitInfo, timed_out: bool) -> Finished {
     let (code, sig) = info;
     Finished {
         exit_code: code,
@@ -66,7 +66,7 @@ pub(super) fn pass_through(pid: u32, own_group: bool, deadline: Option<Instant>)
     }
 }
 
-fn kill_program(pid: u32, own_group: bool) {
+pub(super) fn kill_program(pid: u32, own_group: bool) {
     if own_group {
         let _ = sys::kill_process_group(pid, libc::SIGKILL);
     } else {

@@ -580,3 +580,169 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitInfo>> {
 pub fn kill_child(pid: u32, signal: i32) -> io::Result<()> {
     kill(pid as i32, signal)
 }
+
+/// `open_tree(dirfd, path, OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC)`: a detached
+/// copy of the mount tree at `path` (a bind mount not yet attached anywhere), which can be
+/// attached with `move_mount_onto` in another mount namespace.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `EPERM` without `CAP_SYS_ADMIN` over the mount namespace;
+/// `EINVAL` for a tree that may not be cloned (some kernels refuse a detached source).
+pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_SYMLINK_NOFOLLOW;
+    Ok(rustix::mount::open_tree(dirfd, path, flags)?)
+}
+
+/// `move_mount(tree, "", dirfd, path, MOVE_MOUNT_F_EMPTY_PATH)`: attaches the detached
+/// mount `tree` (from `clone_tree` or `new_tmpfs`) on `path` relative to `dirfd`.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `ENOENT`/`ENOTDIR` when `path` is missing or of the wrong kind.
+pub fn move_mount_onto(tree: BorrowedFd<'_>, dirfd: BorrowedFd<'_>, path: &str) -> io::Result<()> {
+    Ok(rustix::mount::move_mount(
+        tree,
+        "",
+        dirfd,
+        path,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?)
+}
+
+/// A new, detached tmpfs (`fsopen("tmpfs")`, `fsconfig(CMD_CREATE)`, `fsmount`), mode 0755,
+/// `nosuid,nodev`.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.2; `EPERM` without `CAP_SYS_ADMIN` over the mount namespace.
+pub fn new_tmpfs() -> io::Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "mode", "0755")?;
+    rustix::mount::fsconfig_create(&fs)?;
+    Ok(rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?)
+}
+
+/// `unshare(CLONE_NEWNS)`: this process gets a private copy of its current mount namespace;
+/// its root and working directory move to the copies of their mounts.
+///
+/// # Errors
+/// `EPERM` without `CAP_SYS_ADMIN` in the user namespace that owns the mount namespace.
+pub fn unshare_mount_namespace() -> io::Result<()> {
+    // SAFETY: only CLONE_NEWNS is unshared (never CLONE_FILES, the case rustix's safety
+    // note is about), and the callers (the enter helper) are single-threaded.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
+    Ok(())
+}
+
+/// `mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)`: nothing mounted in our mount
+/// namespace from now on propagates to the one it was copied from (nor back).
+pub fn make_rprivate_root() -> io::Result<()> {
+    use rustix::mount::MountPropagationFlags;
+    Ok(rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?)
+}
+
+/// A new pseudo-terminal from our own `/dev/ptmx`: `(primary, secondary)`, both close-on-exec,
+/// neither our controlling terminal. The secondary is opened from the primary
+/// (`TIOCGPTPEER`, Linux 4.13+), so no path in `/dev/pts` is looked up.
+///
+/// # Errors
+/// `ENOENT` when this mount namespace has no `/dev/ptmx`; those of `posix_openpt(3)`.
+pub fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor or -1; on success nothing else owns it,
+    // so wrapping it in an OwnedFd is sound. unlockpt and the ioctl take that live fd and
+    // plain integer flags; TIOCGPTPEER returns a new descriptor we then own alone.
+    unsafe {
+        let fd = cerr(libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC).into())?;
+        let primary = OwnedFd::from_raw_fd(fd as i32);
+        cerr(libc::unlockpt(primary.as_raw_fd()).into())?;
+        let peer = cerr(
+            libc::ioctl(
+                primary.as_raw_fd(),
+                libc::TIOCGPTPEER,
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+            .into(),
+        )?;
+        Ok((primary, OwnedFd::from_raw_fd(peer as i32)))
+    }
+}
+
+/// A terminal's window size: rows, columns, and the pixel sizes some programs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WinSize {
+    pub rows: u16,
+    pub cols: u16,
+    pub xpixel: u16,
+    pub ypixel: u16,
+}
+
+/// `ioctl(TIOCGWINSZ)`: the window size of terminal `fd`.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<WinSize> {
+    // SAFETY: `ws` is a zeroed POD the ioctl fills; `fd` is live for the call.
+    unsafe {
+        let mut ws: libc::winsize = std::mem::zeroed();
+        cerr(libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws).into())?;
+        Ok(WinSize {
+            rows: ws.ws_row,
+            cols: ws.ws_col,
+            xpixel: ws.ws_xpixel,
+            ypixel: ws.ws_ypixel,
+        })
+    }
+}
+
+/// `ioctl(TIOCSWINSZ)`: sets the window size of terminal `fd` (its foreground process group
+/// gets SIGWINCH when it changes).
+pub fn set_window_size(fd: BorrowedFd<'_>, size: WinSize) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: size.xpixel,
+        ws_ypixel: size.ypixel,
+    };
+    // SAFETY: the ioctl reads `ws`, a live local; `fd` is live for the call.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }.into()).map(drop)
+}
+
+/// A terminal's settings as they were, to put back (`restore_terminal`).
+pub struct TerminalMode(libc::termios);
+
+/// Puts terminal `fd` in raw mode (no echo, no line editing, no signals from ^C: every byte
+/// goes to the program, whose own terminal handles them) and returns the previous settings.
+pub fn make_raw(fd: BorrowedFd<'_>) -> io::Result<TerminalMode> {
+    // SAFETY: `saved` is a zeroed POD that tcgetattr fills before it is read; cfmakeraw
+    // edits a copy of it in place; `fd` is live for the calls.
+    unsafe {
+        let mut saved: libc::termios = std::mem::zeroed();
+        cerr(libc::tcgetattr(fd.as_raw_fd(), &mut saved).into())?;
+        let mut raw = saved;
+        libc::cfmakeraw(&mut raw);
+        cerr(libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &raw).into())?;
+        Ok(TerminalMode(saved))
+    }
+}
+
+/// Puts back settings `make_raw` returned.
+pub fn restore_terminal(fd: BorrowedFd<'_>, mode: &TerminalMode) -> io::Result<()> {
+    // SAFETY: tcsetattr reads the live termios in `mode`; `fd` is live for the call.
+    cerr(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &mode.0) }.into()).map(drop)
+}
+
+/// In a child before `exec`: a new session (`setsid`), with terminal `fd` (already dup'ed
+/// onto 0) as its controlling terminal (`TIOCSCTTY`): job control and ^C then work in it.
+pub fn new_session_with_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::process::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal); `fd` is live.
+    cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }.into()).map(drop)
+}

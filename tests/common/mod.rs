@@ -427,7 +427,28 @@ const SHARED_CGROUPS: [&str; 11] = [
 
 /// Removes a test's cgroup and its own empty parents, up to a shared or hierarchy level.
 pub fn remove_cgroup(dir: &Path) {
-    let mut d = dir.to_path_buf();
+    // A cgroup whose last process has just exited may still be busy for a moment.
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => break,
+        }
+    }
+    let Some(mut d) = dir.parent().map(Path::to_path_buf) else {
+        return;
+    };
+    if dir.exists() {
+        return;
+    }
+    let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if d.parent() == Some(Path::new("/sys/fs/cgroup"))
+        || d == Path::new("/sys/fs/cgroup")
+        || SHARED_CGROUPS.contains(&name)
+    {
+        return;
+    }
     while std::fs::remove_dir(&d).is_ok() {
         let Some(parent) = d.parent() else { break };
         let name = parent.file_name().and_then(|n| n.to_str()).unwrap_or("");

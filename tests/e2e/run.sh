@@ -10,6 +10,7 @@ BIN=target/x86_64-unknown-linux-musl/release/sidecar
 TAG="e2e$$$RANDOM"
 IMAGE="localhost/support-sidecar:$TAG"
 APPIMG="localhost/sidecar-e2e-busybox:$TAG"
+TKIMAGE="localhost/support-sidecar:toolkit-$TAG"
 PASSWORD="pw-$RANDOM$RANDOM"
 passed=0
 failed=0
@@ -27,9 +28,9 @@ for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_o
 [ -x "$BIN" ] || skip_or_fail "needs $BIN (make static)"
 
 cleanup() {
-  podman pod rm -f -t 0 "pod-$TAG" >/dev/null 2>&1
-  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" >/dev/null 2>&1
-  podman rmi -f "$IMAGE" "$APPIMG" >/dev/null 2>&1
+  podman pod rm -f -t 0 "pod-$TAG" "pod2-$TAG" >/dev/null 2>&1
+  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" "tk-$TAG" "kids-$TAG" "userns-$TAG" >/dev/null 2>&1
+  podman rmi -f "$IMAGE" "$APPIMG" "$TKIMAGE" >/dev/null 2>&1
   [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
 }
 trap cleanup EXIT
@@ -44,9 +45,14 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.arg
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1/healthz" && return 0; sleep 0.05; done; return 1; }
 
 # Images: the sidecar's own (FROM scratch, the static binary), and a target (busybox only).
-podman build -q -t "$IMAGE" -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
+podman build -q -t "$IMAGE" --target sidecar -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
+# The :toolkit image as `make image` builds it: Debian's static busybox and its applets.
+rm -rf target/toolkit && mkdir -p target/toolkit/bin && cp /bin/busybox target/toolkit/bin/
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "target/toolkit/bin/$a"; done
+podman build -q -t "$TKIMAGE" --target toolkit -f image/Containerfile . >/dev/null || skip_or_fail "podman build of the toolkit image failed"
 mkdir -p "$work/app" && cp /bin/busybox "$work/app/"
-printf 'FROM scratch\nCOPY busybox /bin/busybox\nCMD ["/bin/busybox", "sleep", "100000"]\n' > "$work/app/Containerfile"
+printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' > "$work/app/passwd"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nCOPY passwd /etc/passwd\nCMD ["/bin/busybox", "sleep", "100000"]\n' > "$work/app/Containerfile"
 podman build -q -t "$APPIMG" "$work/app" >/dev/null || skip_or_fail "podman build of the busybox image failed"
 
 echo "== the sidecar as PID 1 of its own container"
@@ -90,7 +96,7 @@ check "the infra container is marked" test "$(echo "$list" | json "[c['infra'] f
 check "the infra container is PID 1" test "$(echo "$list" | json "[c['pid'] for c in d if c['id']=='$infra']")" = "[1]"
 check "the sidecar leaves itself out" test "$(echo "$list" | json "len([c for c in d if c['id']=='$sc'])")" = 0
 procs=$(api "$url/${app:0:12}/process")
-check "the app's processes: sleep, root, from its own view" test "$(echo "$procs" | json "[(p['cmdline'], p['user'], p['ns_pid']==p['pid']) for p in d]")" = "[('/bin/busybox sleep 100000', None, True)]"
+check "the app's processes: sleep, root, from its own view" test "$(echo "$procs" | json "[(p['cmdline'], p['user'], p['ns_pid']==p['pid']) for p in d]")" = "[('/bin/busybox sleep 100000', 'root', True)]"
 echo "== exec into the pod's app container"
 out=$("$BIN" exec "${app:0:12}" -- busybox sh -c 'busybox hostname; echo $$' 2>&1)
 echo "$out" > "$work/exec-host.txt"
@@ -115,6 +121,51 @@ check "with SYS_ADMIN: exec runs in the app's root (its /bin holds only busybox)
 check "with the app's environment (podman run -e)" test "$(echo "$r" | json "d['stderr']")" = "from-podman"
 check "and a note that its cgroups were out of reach" sh -c "grep -q 'cgroup' '$work/exec-cap.json'"
 podman rm -f -t 0 "sc2-$TAG" >/dev/null 2>&1
+
+echo "== a sidecar in a private cgroup namespace, on the host's PID namespace"
+cid="$work/cgns.cid"
+podman run --rm --pid host --cgroupns private --cidfile "$cid" --cap-add SYS_PTRACE "$IMAGE" list --json > "$work/cgns.json" 2>"$work/cgns.err"
+check "it lists the app by podman's ID" test "$(json "[c['runtime'] for c in d if c['id']=='$app']" < "$work/cgns.json")" = "['podman']"
+check "with the pod's ID" test "$(json "[c['pod_id'] for c in d if c['id']=='$app']" < "$work/cgns.json")" = "['$pod']"
+check "and leaves its own container out" test "$(json "len([c for c in d if c['id']=='$(cat "$cid")'])" < "$work/cgns.json")" = 0
+check "and the node's processes are the host" test "$(json "len([c for c in d if c['id']=='host'])" < "$work/cgns.json")" = 1
+
+echo "== an app with children in a pod sharing a PID namespace (seen from inside it)"
+# (podman's runtime processes take the PIDs after the infra's, so the app is not PID 2 here:
+# tests/discovery.rs makes that layout with unshare.)
+podman pod create --name "pod2-$TAG" --share pid >/dev/null
+podman run -d --pod "pod2-$TAG" --name "kids-$TAG" "$APPIMG" /bin/busybox sh -c \
+  '/bin/busybox sleep 100001 & /bin/busybox sleep 100002 & wait' >/dev/null
+kids=$(podman inspect "kids-$TAG" --format '{{.Id}}')
+sleep 0.5
+podman run --rm --pod "pod2-$TAG" --cap-add SYS_PTRACE "$IMAGE" list --json > "$work/pod2.json" 2>&1
+check "the app is listed with its init and two children" \
+  test "$(json "[len(c['pids']) for c in d if c['id']=='$kids']" < "$work/pod2.json")" = "[3]"
+check "and no host entry (no kernel thread or node process is seen from the pod)" \
+  test "$(json "len([c for c in d if c['id']=='host'])" < "$work/pod2.json")" = 0
+
+echo "== a user-namespaced container (--uidmap)"
+podman run -d --name "userns-$TAG" --uidmap 0:300000:65536 --gidmap 0:300000:65536 "$APPIMG" >/dev/null
+uns=$(podman inspect "userns-$TAG" --format '{{.Id}}')
+"$BIN" ps "${uns:0:12}" --json > "$work/userns.json" 2>&1
+check "its root is uid 300000 on the node, 0 inside, named root" \
+  test "$(json "[(p['uid'], p['ns_uid'], p['user']) for p in d]" < "$work/userns.json")" = "[(300000, 0, 'root')]"
+check "exec runs as its init's user, root inside" test "$("$BIN" exec "${uns:0:12}" -- busybox id -u)" = 0
+
+echo "== a shell for the shell-less app, from the :toolkit image"
+apppid=$(podman inspect "app-$TAG" --format '{{.State.Pid}}')
+before=$(cat "/proc/$apppid/mountinfo")
+diff_before=$(podman diff "app-$TAG")
+check "the app has no sh of its own" sh -c "'$BIN' exec ${app:0:12} -- sh -c true 2>/dev/null; test \$? = 127"
+out=$(podman run --rm --pod "pod-$TAG" --name "tk-$TAG" --cap-add SYS_PTRACE,SYS_ADMIN,SYS_CHROOT \
+  "$TKIMAGE" exec --tools /toolkit "${app:0:12}" -- sh -c 'ls /; id; echo $PATH; hostname' 2>&1)
+echo "$out" > "$work/toolkit.txt"
+check "sh -c 'ls /; id' runs in the app's root ($(echo "$out" | head -5 | tr '\n' ' '))" \
+  sh -c "grep -qx bin '$work/toolkit.txt' && grep -qx proc '$work/toolkit.txt' && grep -q '^uid=0' '$work/toolkit.txt'"
+check "with the toolkit first on PATH" grep -q '^/.sidecar/toolkit/bin:' "$work/toolkit.txt"
+check "in the pod's UTS namespace" grep -qx "pod-$TAG" "$work/toolkit.txt"
+check "the app's mountinfo is unchanged" test "$(cat "/proc/$apppid/mountinfo")" = "$before"
+check "and nothing was written into its root (podman diff)" test "$(podman diff "app-$TAG")" = "$diff_before"
 
 start=$(date +%s%N)
 podman stop -t 10 "sc-$TAG" >/dev/null
