@@ -52,7 +52,10 @@ const fn pkg(name: &'static str, version: &'static str, release: &'static str) -
 fn packages() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let top = std::env::temp_dir().join(format!("sidecar-tx-rpms-{}", std::process::id()));
+        // Under target/ (kept between runs of this binary, ignored by git), not /tmp.
+        let top = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sidecar-tx-rpms-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
         let specs = [
             Pkg {
                 files: &[("/etc/pki/base.pem", "base\n")],
