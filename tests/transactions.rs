@@ -106,6 +106,12 @@ fn packages() -> &'static BTreeMap<String, PathBuf> {
                 files: &[("/usr/bin/ltrace-test", "#!/bin/sh\necho 0\n")],
                 ..pkg("ltrace", "0.7.2", "1")
             },
+            // A %post whose output looks like one of rpm's problem lines.
+            Pkg {
+                files: &[("/usr/share/chatty/c", "c\n")],
+                post: Some("printf '\\tlibchat is needed by chatty-helper-1-1.noarch\\n'; printf '\\tfile /x conflicts between attempted installs of a-1-1.noarch and b-1-1.noarch\\n' >&2"),
+                ..pkg("chatty", "1", "1")
+            },
             pkg("multi", "1", "1"),
             pkg("multi", "2", "1"),
             // The overlay's /bin/sh, for the interpreter rpm requires of every scriptlet.
@@ -805,4 +811,136 @@ fn the_command_line_twins_and_sigterm() {
         "{err}"
     );
     assert!(c.rpm_qa().contains(&"slowpost-1-1.noarch".to_string()));
+}
+
+/// What a %post prints is the package's output, never one of rpm's problems: rpm installed
+/// it (exit 0), so the reply is `installed`, whatever the scriptlet wrote and where.
+#[test]
+fn scriptlet_output_is_never_a_problem() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("chatty-1-1.noarch"), "");
+    assert!(c.rpm_qa().contains(&"chatty-1-1.noarch".to_string()));
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    assert!(v.get("problems").is_none(), "{v}");
+    let out = v["output"].as_str().unwrap_or("");
+    assert!(
+        out.contains("libchat is needed by") && out.contains("conflicts between attempted"),
+        "{v}"
+    );
+}
+
+/// Transactions queued behind another on the same container answer what they found when
+/// their turn came: the second of two identical uploads is `already-installed`, the second
+/// of two identical erases `not-installed`, not a `failed` with rpm's complaint.
+#[test]
+fn the_same_transaction_twice_while_queued() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short().to_string();
+    let url = server.url.clone();
+    // slowpost's %post sleeps 3 s: everything after it queues.
+    let slow = {
+        let (url, s) = (url.clone(), s.clone());
+        std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-T",
+                rpm_file("slowpost-1-1.noarch").to_str().unwrap(),
+                &format!("{url}/{s}/rpms"),
+            ])
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        let (u, c2) = (url.clone(), s.clone());
+        queued.push(std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-T",
+                rpm_file("ltrace-0.7.3-1.noarch").to_str().unwrap(),
+                &format!("{u}/{c2}/rpms"),
+            ])
+        }));
+        let (url, s) = (url.clone(), s.clone());
+        queued.push(std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-X",
+                "DELETE",
+                &format!("{url}/{s}/rpms/freebie"),
+            ])
+        }));
+    }
+    let mut got: Vec<(u16, String)> = queued
+        .into_iter()
+        .map(|t| {
+            let (status, body) = t.join().unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            (status, v["status"].as_str().unwrap_or("?").to_string())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(slow.join().unwrap().0, 200);
+    assert_eq!(
+        got,
+        vec![
+            (200, "already-installed".to_string()),
+            (200, "erased".to_string()),
+            (200, "installed".to_string()),
+            (404, "not-installed".to_string()),
+        ]
+    );
+    let qa = c.rpm_qa();
+    assert!(qa.contains(&"ltrace-0.7.3-1.noarch".to_string()), "{qa:?}");
+    assert!(!qa.iter().any(|p| p.starts_with("freebie")), "{qa:?}");
+}
+
+/// An upload whose header index lies (an entry's data offset far past the header's data,
+/// an entry count whose size overflows 32 bits) is a 422 `bad_package` naming the headers,
+/// never a 500 from inside the parser.
+#[test]
+fn a_header_index_that_lies_is_a_bad_package() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let dir = TempDir::new("liarpm");
+    let good = std::fs::read(rpm_file("ltrace-0.7.3-1.noarch")).unwrap();
+    // The signature header follows the 96-byte lead: magic (8), entry count (4), data size
+    // (4), then 16-byte entries (tag, type, offset, count).
+    assert_eq!(&good[96..99], &[0x8e, 0xad, 0xe8]);
+    let mut far_offset = good.clone();
+    far_offset[96 + 16 + 8..96 + 16 + 12].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
+    let mut many_entries = good.clone();
+    many_entries[96 + 8..96 + 12].copy_from_slice(&0x1000_0001u32.to_be_bytes());
+    for (name, bytes) in [("far-offset", far_offset), ("many-entries", many_entries)] {
+        let f = dir.path().join(format!("{name}.rpm"));
+        std::fs::write(&f, bytes).unwrap();
+        let (status, v) = install(&server, c.short(), &f, "");
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (422, Some("bad_package")),
+            "{name}: {v}"
+        );
+        assert!(server.alive());
+    }
 }
