@@ -434,6 +434,8 @@ impl<E> Context<'_, E> {
 
     /// Erases what `spec` names (`rpm -e`), or with `test` checks that it could.
     pub fn erase(&self, spec: &str, test: bool) -> Result<Outcome, TxError<E>> {
+        // The queue comes first: what is installed is read when our turn has come.
+        let _slot = take_slot(self.container, self.wait)?;
         let db = (self.read_db)().map_err(TxError::Db)?;
         let pkg = match choose(&db, spec) {
             Target::NotInstalled => {
@@ -462,7 +464,6 @@ impl<E> Context<'_, E> {
         );
         self.usable_rpm(&arg)?;
         self.writable(&db)?;
-        let _slot = take_slot(self.container, self.wait)?;
         let mut argv = vec!["rpm", "-e"];
         if test {
             argv.push("--test");
@@ -492,6 +493,8 @@ impl<E> Context<'_, E> {
     /// could. The same NEVRA already installed answers `already-installed` without rpm.
     pub fn install(&self, upload: &Upload, test: bool) -> Result<Outcome, TxError<E>> {
         use std::os::fd::AsFd;
+        // The queue comes first: what is installed is read when our turn has come.
+        let _slot = take_slot(self.container, self.wait)?;
         let db = (self.read_db)().map_err(TxError::Db)?;
         let want = upload.nevra();
         let same_name: Vec<&Package> = db
@@ -509,7 +512,6 @@ impl<E> Context<'_, E> {
         }
         self.usable_rpm(&upload.name)?;
         self.writable(&db)?;
-        let _slot = take_slot(self.container, self.wait)?;
         let mut argv = vec!["rpm", "-U"];
         if test {
             argv.push("--test");
@@ -553,9 +555,15 @@ impl<E> Context<'_, E> {
 
     /// The common part of a reply: problems, the rest of rpm's output, method, test.
     fn outcome(&self, done: &Finished, before: &Database, test: bool) -> Outcome {
-        let text = format!("{}{}", done.stdout, done.stderr);
-        let (problems, rest) = parse_output(&text, &|n| instance_of(before, n));
-        let ok = done.exit_code == Some(0) && problems.is_empty();
+        // rpm prints its problems (rpmpsPrint) on stderr, and only when it fails: what a
+        // scriptlet wrote, on stdout or in a transaction rpm completed, is never one.
+        let (problems, rest) = if done.exit_code == Some(0) {
+            (Vec::new(), format!("{}{}", done.stdout, done.stderr))
+        } else {
+            let (p, rest) = parse_output(&done.stderr, &|n| instance_of(before, n));
+            (p, format!("{}{rest}", done.stdout))
+        };
+        let ok = done.exit_code == Some(0);
         let mut reply = json!({"status": null, "method": "rpm"});
         if !problems.is_empty() {
             reply["problems"] = json!(problems);

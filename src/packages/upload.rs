@@ -89,7 +89,19 @@ pub fn receive(body: &mut dyn Read, limit: u64) -> Result<Upload, UploadError> {
 }
 
 /// Checks a package file from its start.
+///
+/// The `rpm` crate indexes a header's data by the offsets its index declares and computes
+/// sizes in 32 bits: an index that lies panics inside it. That is a bad package too.
 pub fn check(file: File, size: u64) -> Result<Upload, UploadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_parsed(file, size)))
+        .unwrap_or_else(|_| {
+            Err(UploadError::Bad(
+                "lead or headers: a header index points outside its data".into(),
+            ))
+        })
+}
+
+fn check_parsed(file: File, size: u64) -> Result<Upload, UploadError> {
     let mut r = BufReader::with_capacity(64 << 10, file);
     let meta = PackageMetadata::parse(&mut r)
         .map_err(|e| UploadError::Bad(format!("lead or headers: {e}")))?;
