@@ -390,6 +390,41 @@ fn slow_clients_cannot_take_every_connection() {
     drop(slow);
 }
 
+/// Clients that pipeline unauthenticated requests (`/healthz`, or anything a 401 answers)
+/// and never read the answers: every reply then blocks in a full socket buffer. They must
+/// not hold every connection and every worker for the send timeout (600 s by default):
+/// `/healthz` and authenticated requests still answer.
+#[test]
+fn pipelined_answers_nobody_reads_do_not_take_every_connection() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let server = Server::start(&[]);
+    let port = server.port();
+    let mut hogs = Vec::new();
+    for _ in 0..130 {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = (&s).write_all("GET /healthz HTTP/1.1\r\n\r\n".repeat(2000).as_bytes());
+        hogs.push(s);
+    }
+    // Once the requests sent are answered as far as the readers let them be, /healthz
+    // answers (in time) again; before, every connection stayed taken for 600 s.
+    wait_until("/healthz to answer", Duration::from_secs(40), || {
+        curl(&["--max-time", "3", &format!("{}/healthz", server.url)]).0 == 200
+    });
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (status, body) = curl(&[&format!("{}/healthz", server.url)]);
+        assert_eq!(status, 200, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    let (status, body) = server.get("/version");
+    assert_eq!(status, 200, "{body}");
+    drop(hogs);
+}
+
 #[test]
 fn a_slow_reader_does_not_hold_a_worker_past_the_send_timeout() {
     if !privileged(&TOOLS) {
