@@ -112,6 +112,12 @@ fn packages() -> &'static BTreeMap<String, PathBuf> {
                 post: Some("printf '\\tlibchat is needed by chatty-helper-1-1.noarch\\n'; printf '\\tfile /x conflicts between attempted installs of a-1-1.noarch and b-1-1.noarch\\n' >&2"),
                 ..pkg("chatty", "1", "1")
             },
+            // A conflict whose dependency text starts with "file ".
+            Pkg {
+                preamble: "Conflicts: file < 2",
+                ..pkg("guard", "1", "1")
+            },
+            pkg("file", "1", "1"),
             pkg("multi", "1", "1"),
             pkg("multi", "2", "1"),
             // The overlay's /bin/sh, for the interpreter rpm requires of every scriptlet.
@@ -943,4 +949,37 @@ fn a_header_index_that_lies_is_a_bad_package() {
         );
         assert!(server.alive());
     }
+}
+
+/// A problem is never dropped: a conflict with a package named `file` ("file < 2 conflicts
+/// with (installed) guard-1-1.noarch") is rpm's CONFLICT (5) like any other, not output.
+#[test]
+fn a_conflict_on_a_package_named_file_is_a_problem() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("guard-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let guard = server.json(&format!("/{s}/rpms/guard"))[0]["instance"]
+        .as_u64()
+        .unwrap();
+    let before = c.layer_state();
+    let (status, v) = install(&server, s, rpm_file("file-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert_eq!(
+        v["problems"],
+        serde_json::json!([[
+            "file < 2 conflicts with (installed) guard-1-1.noarch",
+            [5, "file < 2", guard]
+        ]]),
+        "{v}"
+    );
+    assert_eq!(c.layer_state(), before);
 }
