@@ -145,27 +145,8 @@ pub fn parse_problem(m: &str, instance: &dyn Fn(&str) -> u64) -> Option<Problem>
         str1: str1.map(str::to_string),
         num1,
     };
-    // "%s is needed by %s%s", "%s conflicts with %s%s", "%s is obsoleted by %s%s": the
-    // dependency, then "(installed) " when an installed package holds it, then its NEVRA.
-    for (sep, kind) in [
-        (" is needed by ", t::REQUIRES),
-        (" conflicts with ", t::CONFLICT),
-        (" is obsoleted by ", t::OBSOLETES),
-    ] {
-        if m.starts_with("file ") && kind == t::CONFLICT {
-            continue;
-        }
-        if let Some((dep, who)) = m.rsplit_once(sep) {
-            let (installed, who) = match who.strip_prefix("(installed) ") {
-                Some(w) => (true, w),
-                None => (false, who),
-            };
-            if !dep.is_empty() && one_word(who) {
-                let num1 = if installed { instance(who) } else { 0 };
-                return Some(problem(kind, Some(dep), num1));
-            }
-        }
-    }
+    // File conflicts first: their messages are the specific ones (a dependency on a
+    // package named `file` also starts with "file ").
     if let Some(rest) = m.strip_prefix("file ") {
         // "file %s from install of %s conflicts with file from package %s"
         if let Some((head, owner)) = rest.rsplit_once(" conflicts with file from package ") {
@@ -179,6 +160,24 @@ pub fn parse_problem(m: &str, instance: &dyn Fn(&str) -> u64) -> Option<Problem>
         if let Some((path, pair)) = rest.rsplit_once(" conflicts between attempted installs of ") {
             if pair.split_once(" and ").is_some() {
                 return Some(problem(t::NEW_FILE_CONFLICT, Some(path), 0));
+            }
+        }
+    }
+    // "%s is needed by %s%s", "%s conflicts with %s%s", "%s is obsoleted by %s%s": the
+    // dependency, then "(installed) " when an installed package holds it, then its NEVRA.
+    for (sep, kind) in [
+        (" is needed by ", t::REQUIRES),
+        (" conflicts with ", t::CONFLICT),
+        (" is obsoleted by ", t::OBSOLETES),
+    ] {
+        if let Some((dep, who)) = m.rsplit_once(sep) {
+            let (installed, who) = match who.strip_prefix("(installed) ") {
+                Some(w) => (true, w),
+                None => (false, who),
+            };
+            if !dep.is_empty() && one_word(who) {
+                let num1 = if installed { instance(who) } else { 0 };
+                return Some(problem(kind, Some(dep), num1));
             }
         }
     }
