@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -982,4 +983,48 @@ fn a_conflict_on_a_package_named_file_is_a_problem() {
         "{v}"
     );
     assert_eq!(c.layer_state(), before);
+}
+
+/// `sidecar rpm-install` hands rpm a private copy of the package (a memfd), as the server
+/// does, never the operator's file itself: a container's own `rpm` (here a wrapper that
+/// writes to what it was given) must not reach a file on the host through
+/// `/proc/self/fd/0`.
+#[test]
+fn the_command_line_gives_rpm_a_copy_not_the_operators_file() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let environ = std::fs::read(format!("/proc/{}/environ", c.init)).unwrap();
+    let path = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin".into());
+    let first = path.split(':').next().unwrap().to_string();
+    assert_ne!(first, "/usr/bin", "PATH={path}");
+    let dir = format!("/proc/{}/root{first}", c.init);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = format!("{dir}/rpm");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\n[ \"$1\" = -U ] && echo written-by-the-container >> /proc/self/fd/0\nexec /usr/bin/rpm \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = TempDir::new("operator");
+    let mine = tmp.path().join("ltrace.rpm");
+    std::fs::copy(rpm_file("ltrace-0.7.3-1.noarch"), &mine).unwrap();
+    let before = std::fs::read(&mine).unwrap();
+    let out = Command::new(SIDECAR)
+        .args(["rpm-install", c.short(), mine.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let after = std::fs::read(&mine).unwrap();
+    assert!(
+        after == before,
+        "the container wrote into the operator's file: {:?}",
+        String::from_utf8_lossy(&after[before.len().min(after.len())..])
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["status"], "installed", "{v}");
 }
