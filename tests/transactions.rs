@@ -1029,3 +1029,33 @@ fn the_command_line_gives_rpm_a_copy_not_the_operators_file() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert_eq!(v["method"], "rpm", "{v}");
 }
+
+/// Every `test=1` reply says `"test": true` (DESIGN.md), the ones answered without running
+/// rpm too: `already-installed` and `not-installed`.
+#[test]
+fn test_replies_say_so_even_without_rpm_running() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (200, Some("already-installed"), Some(true)),
+        "{v}"
+    );
+    let (status, v) = erase(&server, s, "no-such-package?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (404, Some("not-installed"), Some(true)),
+        "{v}"
+    );
+}
