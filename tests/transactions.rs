@@ -793,7 +793,10 @@ fn the_command_line_twins_and_sigterm() {
     ]);
     assert_eq!(
         (code, out.trim()),
-        (0, "already-installed ltrace-0.7.3-1.noarch")
+        (
+            0,
+            "already-installed ltrace-0.7.3-1.noarch (test: nothing was changed)"
+        )
     );
     // SIGTERM in the middle of a transaction: it runs to its end, and the command says so.
     let child = Command::new(SIDECAR)

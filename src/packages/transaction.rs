@@ -438,12 +438,16 @@ impl<E> Context<'_, E> {
         let db = (self.read_db)().map_err(TxError::Db)?;
         let pkg = match choose(&db, spec) {
             Target::NotInstalled => {
+                let mut reply = json!({"status": "not-installed", "method": "rpm"});
+                if test {
+                    reply["test"] = json!(true);
+                }
                 return Ok(Outcome {
                     status: 404,
-                    reply: json!({"status": "not-installed", "method": "rpm"}),
+                    reply,
                     ok: false,
                     nevra: None,
-                })
+                });
             }
             Target::Ambiguous(ps) => {
                 return Err(TxError::Ambiguous {
@@ -502,9 +506,14 @@ impl<E> Context<'_, E> {
             .filter(|p| p.name == upload.name)
             .collect();
         if let Some(p) = same_name.iter().find(|p| names_of(p).contains(&want)) {
+            let mut reply =
+                json!({"status": "already-installed", "package": package_json(p), "method": "rpm"});
+            if test {
+                reply["test"] = json!(true);
+            }
             return Ok(Outcome {
                 status: 200,
-                reply: json!({"status": "already-installed", "package": package_json(p), "method": "rpm"}),
+                reply,
                 ok: true,
                 nevra: Some(want),
             });
