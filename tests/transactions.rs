@@ -1062,3 +1062,45 @@ fn test_replies_say_so_even_without_rpm_running() {
         "{v}"
     );
 }
+
+/// rpm takes a missing Epoch for 0: the same package rebuilt with an explicit `Epoch: 0`
+/// is `already-installed`, not a `failed` transaction with rpm's "is already installed".
+#[test]
+fn an_explicit_epoch_0_is_the_same_package() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let top = TempDir::new("epoch0");
+    let spec = top.path().join("ltrace.spec");
+    std::fs::write(
+        &spec,
+        "Name: ltrace\nEpoch: 0\nVersion: 0.7.3\nRelease: 1\nSummary: test package\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n%description\ntest\n%install\nmkdir -p %{buildroot}/usr/bin\nprintf '#!/bin/sh\\necho 1\\n' > %{buildroot}/usr/bin/ltrace-test\n%files\n/usr/bin/ltrace-test\n",
+    )
+    .unwrap();
+    let st = Command::new("rpmbuild")
+        .args(["--quiet", "--define"])
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("-bb")
+        .arg(&spec)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rebuilt = top.path().join("RPMS/noarch/ltrace-0.7.3-1.noarch.rpm");
+    let before = c.layer_state();
+    let (status, v) = install(&server, s, &rebuilt, "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("already-installed")),
+        "{v}"
+    );
+    assert_eq!(c.layer_state(), before);
+}
