@@ -95,11 +95,19 @@ pub fn nevra(p: &Package) -> String {
     format_nevra(&p.name, p.epoch, &p.version, &p.release, p.arch.as_deref())
 }
 
-/// What names `nevra` the way rpm's messages and arguments may: with and without the epoch.
-fn names_of(p: &Package) -> [String; 2] {
+/// What names `nevra` the way rpm's messages and arguments may: with and without the epoch,
+/// and with `0:` where it has none (rpm takes a missing epoch for 0).
+fn names_of(p: &Package) -> [String; 3] {
     [
         nevra(p),
         format_nevra(&p.name, None, &p.version, &p.release, p.arch.as_deref()),
+        format_nevra(
+            &p.name,
+            Some(p.epoch.unwrap_or(0)),
+            &p.version,
+            &p.release,
+            p.arch.as_deref(),
+        ),
     ]
 }
 
