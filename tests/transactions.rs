@@ -1104,3 +1104,60 @@ fn an_explicit_epoch_0_is_the_same_package() {
     );
     assert_eq!(c.layer_state(), before);
 }
+
+/// The sidecar's peak memory, from /proc/<pid>/status (kB).
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// An upload is never held whole in the sidecar's heap (issue 11), not even when it is
+/// nearly all header: a package whose header declares 200 MiB of data (within the 256 MiB
+/// upload limit) is refused as a bad package without the sidecar's memory growing by it.
+#[test]
+fn a_huge_header_is_not_read_into_memory() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let good = std::fs::read(rpm_file("ltrace-0.7.3-1.noarch")).unwrap();
+    // Lead (96 bytes), then the signature header: 16-byte intro, entries, data, padding to 8.
+    let be = |at: usize| u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+    let (nindex, hsize) = (be(96 + 8), be(96 + 12));
+    let sig_end = 96 + 16 + 16 * nindex + hsize;
+    let main = sig_end.div_ceil(8) * 8;
+    let data = 200usize << 20;
+    let mut bytes = good[..main].to_vec();
+    bytes.extend_from_slice(&[0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&1u32.to_be_bytes());
+    bytes.extend_from_slice(&(data as u32).to_be_bytes());
+    // One entry: RPMTAG_NAME (1000), STRING (6), offset 0, count 1.
+    for v in [1000u32, 6, 0, 1] {
+        bytes.extend_from_slice(&v.to_be_bytes());
+    }
+    let dir = TempDir::new("hugehdr");
+    let f = dir.path().join("huge.rpm");
+    let file = std::fs::File::create(&f).unwrap();
+    std::io::Write::write_all(&mut &file, &bytes).unwrap();
+    file.set_len((bytes.len() + data) as u64).unwrap(); // zeros, sparse on disk
+    drop(file);
+    let pid = server.child.id();
+    let before = vm_hwm_kb(pid);
+    let (status, v) = install(&server, c.short(), &f, "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("bad_package")),
+        "{v}"
+    );
+    let grew = vm_hwm_kb(pid).saturating_sub(before);
+    assert!(
+        grew < 64 << 10,
+        "the sidecar's peak memory grew by {} MiB for a 200 MiB header",
+        grew >> 10
+    );
+}
