@@ -340,6 +340,35 @@ fn a_replayed_digest_answer_is_refused_as_stale() {
     assert_eq!(server.get("/version").0, 200);
 }
 
+/// A client that still holds a nonce of a previous server instance (a restarted sidecar, a
+/// long-lived HTTP session answering preemptively) and has the right password is told
+/// `stale=true`, and is not counted as a failed login: everyone behind that address (every
+/// `kubectl port-forward` user is 127.0.0.1) must not be locked out with 429.
+#[test]
+fn a_nonce_of_a_previous_instance_is_stale_not_a_failed_login() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let old = Server::start(&[]);
+    let first = raw_port(
+        old.port(),
+        b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let ch = challenge(&first);
+    drop(old);
+    let server = Server::start(&[]);
+    for nc in 1..=12 {
+        let auth = authorization(&ch, "GET", "/version", nc);
+        let answer = raw_port(
+            server.port(),
+            format!("GET /version HTTP/1.1\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status_of(&answer), 401, "nc {nc}: {answer}");
+        assert!(answer.contains("stale=true"), "nc {nc}: {answer}");
+    }
+    assert_eq!(server.get("/version").0, 200);
+}
+
 #[test]
 fn slow_clients_cannot_take_every_connection() {
     if !privileged(&TOOLS) {
