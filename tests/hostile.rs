@@ -915,6 +915,93 @@ fn tls_with_real_curl_and_client_certificates() {
     );
 }
 
+/// A TLS client (Python's ssl) that sends its request head, then its body as one TLS
+/// record one byte every half second: no plaintext arrives until the record is whole.
+const TLS_TRICKLE: &str = r#"
+import socket, ssl, sys, time
+port, auth, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection(("127.0.0.1", port))
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+o = ctx.wrap_bio(inc, out)
+while True:
+    try:
+        o.do_handshake(); break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read()); inc.write(s.recv(65536))
+s.sendall(out.read())
+o.write(("PUT %s HTTP/1.1\r\nAuthorization: Basic %s\r\nContent-Length: 200\r\n\r\n" % (path, auth)).encode())
+s.sendall(out.read())
+o.write(b"x" * 200)
+for b in out.read():
+    s.sendall(bytes([b])); time.sleep(0.5)
+"#;
+
+/// Deadlines hold under TLS too: rustls reads the socket several times inside one read
+/// (until a record is whole), so a body trickled inside one TLS record must still be cut
+/// off at --request-timeout (408), not hold the worker for as long as the record takes.
+#[test]
+fn a_body_trickled_inside_one_tls_record_is_cut_off_in_time() {
+    if !privileged(&["curl", "openssl", "python3"]) {
+        return;
+    }
+    let dir = TempDir::new("tls-trickle");
+    let d = dir.path();
+    make_pki(d);
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let server = Server::start(&[
+        "--tls-cert",
+        &p("tls.crt"),
+        "--tls-key",
+        &p("tls.key"),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "3",
+        "--allow-basic",
+    ]);
+    let basic = "YWRtaW46czNjcmV0LVBhc3M="; // admin:s3cret-Pass
+    let target = format!("/host/files{}", d.join("trickled").display());
+    let _client = KillOnDrop(
+        Command::new("python3")
+            .args([
+                "-c",
+                TLS_TRICKLE,
+                &server.port().to_string(),
+                basic,
+                &target,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let https = server.url.replace("http://", "https://");
+    let version = || {
+        curl(&[
+            "--cacert",
+            &p("ca.crt"),
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("{https}/version"),
+        ])
+        .0
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        version(),
+        503,
+        "the only worker should be receiving the body"
+    );
+    wait_until(
+        "the worker to be freed at --request-timeout",
+        Duration::from_secs(8),
+        || version() == 200,
+    );
+    assert!(!d.join("trickled").exists());
+}
+
 #[test]
 fn plain_http_with_auth_off_loopback_warns() {
     if !privileged(&["curl"]) {
