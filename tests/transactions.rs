@@ -337,6 +337,9 @@ impl Drop for RpmContainer {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The layer's tmpfs was mounted only in the container's mount namespace: on this
+        // machine its mount point is an empty directory, left in /tmp by every test before.
+        let _ = std::fs::remove_dir(&self.layer);
         for _ in 0..50 {
             if self
                 .cgroups
