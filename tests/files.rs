@@ -326,7 +326,11 @@ fn sidecar_cp_both_ways() {
         .unwrap();
     assert!(ok.success());
     let md = std::fs::metadata(c.root.path().join("tmp/in.txt")).unwrap();
-    assert_eq!(md.mode() & 0o7777, 0o644, "a new file is 0644, whatever the local file's mode");
+    assert_eq!(
+        md.mode() & 0o7777,
+        0o644,
+        "a new file is 0644, whatever the local file's mode"
+    );
     let out = dir.path().join("out.txt");
     let ok = Command::new(SIDECAR)
         .args([

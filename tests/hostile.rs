@@ -340,6 +340,35 @@ fn a_replayed_digest_answer_is_refused_as_stale() {
     assert_eq!(server.get("/version").0, 200);
 }
 
+/// A client that still holds a nonce of a previous server instance (a restarted sidecar, a
+/// long-lived HTTP session answering preemptively) and has the right password is told
+/// `stale=true`, and is not counted as a failed login: everyone behind that address (every
+/// `kubectl port-forward` user is 127.0.0.1) must not be locked out with 429.
+#[test]
+fn a_nonce_of_a_previous_instance_is_stale_not_a_failed_login() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let old = Server::start(&[]);
+    let first = raw_port(
+        old.port(),
+        b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    let ch = challenge(&first);
+    drop(old);
+    let server = Server::start(&[]);
+    for nc in 1..=12 {
+        let auth = authorization(&ch, "GET", "/version", nc);
+        let answer = raw_port(
+            server.port(),
+            format!("GET /version HTTP/1.1\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status_of(&answer), 401, "nc {nc}: {answer}");
+        assert!(answer.contains("stale=true"), "nc {nc}: {answer}");
+    }
+    assert_eq!(server.get("/version").0, 200);
+}
+
 #[test]
 fn slow_clients_cannot_take_every_connection() {
     if !privileged(&TOOLS) {
@@ -388,6 +417,41 @@ fn slow_clients_cannot_take_every_connection() {
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     assert!(text.is_empty() || status_of(&text) == 408, "{text}");
     drop(slow);
+}
+
+/// Clients that pipeline unauthenticated requests (`/healthz`, or anything a 401 answers)
+/// and never read the answers: every reply then blocks in a full socket buffer. They must
+/// not hold every connection and every worker for the send timeout (600 s by default):
+/// `/healthz` and authenticated requests still answer.
+#[test]
+fn pipelined_answers_nobody_reads_do_not_take_every_connection() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let server = Server::start(&[]);
+    let port = server.port();
+    let mut hogs = Vec::new();
+    for _ in 0..130 {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        rustix::net::sockopt::set_socket_recv_buffer_size(&s, 4096).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = (&s).write_all("GET /healthz HTTP/1.1\r\n\r\n".repeat(2000).as_bytes());
+        hogs.push(s);
+    }
+    // Once the requests sent are answered as far as the readers let them be, /healthz
+    // answers (in time) again; before, every connection stayed taken for 600 s.
+    wait_until("/healthz to answer", Duration::from_secs(40), || {
+        curl(&["--max-time", "3", &format!("{}/healthz", server.url)]).0 == 200
+    });
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (status, body) = curl(&[&format!("{}/healthz", server.url)]);
+        assert_eq!(status, 200, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    let (status, body) = server.get("/version");
+    assert_eq!(status, 200, "{body}");
+    drop(hogs);
 }
 
 #[test]
@@ -868,6 +932,93 @@ fn tls_with_real_curl_and_client_certificates() {
         run(&["--cert", &p("ca.crt"), "--key", &p("ca.key")], "/healthz").0,
         0
     );
+}
+
+/// A TLS client (Python's ssl) that sends its request head, then its body as one TLS
+/// record one byte every half second: no plaintext arrives until the record is whole.
+const TLS_TRICKLE: &str = r#"
+import socket, ssl, sys, time
+port, auth, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection(("127.0.0.1", port))
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+o = ctx.wrap_bio(inc, out)
+while True:
+    try:
+        o.do_handshake(); break
+    except ssl.SSLWantReadError:
+        s.sendall(out.read()); inc.write(s.recv(65536))
+s.sendall(out.read())
+o.write(("PUT %s HTTP/1.1\r\nAuthorization: Basic %s\r\nContent-Length: 200\r\n\r\n" % (path, auth)).encode())
+s.sendall(out.read())
+o.write(b"x" * 200)
+for b in out.read():
+    s.sendall(bytes([b])); time.sleep(0.5)
+"#;
+
+/// Deadlines hold under TLS too: rustls reads the socket several times inside one read
+/// (until a record is whole), so a body trickled inside one TLS record must still be cut
+/// off at --request-timeout (408), not hold the worker for as long as the record takes.
+#[test]
+fn a_body_trickled_inside_one_tls_record_is_cut_off_in_time() {
+    if !privileged(&["curl", "openssl", "python3"]) {
+        return;
+    }
+    let dir = TempDir::new("tls-trickle");
+    let d = dir.path();
+    make_pki(d);
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let server = Server::start(&[
+        "--tls-cert",
+        &p("tls.crt"),
+        "--tls-key",
+        &p("tls.key"),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "3",
+        "--allow-basic",
+    ]);
+    let basic = "YWRtaW46czNjcmV0LVBhc3M="; // admin:s3cret-Pass
+    let target = format!("/host/files{}", d.join("trickled").display());
+    let _client = KillOnDrop(
+        Command::new("python3")
+            .args([
+                "-c",
+                TLS_TRICKLE,
+                &server.port().to_string(),
+                basic,
+                &target,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let https = server.url.replace("http://", "https://");
+    let version = || {
+        curl(&[
+            "--cacert",
+            &p("ca.crt"),
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            &format!("{https}/version"),
+        ])
+        .0
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        version(),
+        503,
+        "the only worker should be receiving the body"
+    );
+    wait_until(
+        "the worker to be freed at --request-timeout",
+        Duration::from_secs(8),
+        || version() == 200,
+    );
+    assert!(!d.join("trickled").exists());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -109,6 +110,18 @@ fn packages() -> &'static BTreeMap<String, PathBuf> {
                 files: &[("/usr/bin/ltrace-test", "#!/bin/sh\necho 0\n")],
                 ..pkg("ltrace", "0.7.2", "1")
             },
+            // A %post whose output looks like one of rpm's problem lines.
+            Pkg {
+                files: &[("/usr/share/chatty/c", "c\n")],
+                post: Some("printf '\\tlibchat is needed by chatty-helper-1-1.noarch\\n'; printf '\\tfile /x conflicts between attempted installs of a-1-1.noarch and b-1-1.noarch\\n' >&2"),
+                ..pkg("chatty", "1", "1")
+            },
+            // A conflict whose dependency text starts with "file ".
+            Pkg {
+                preamble: "Conflicts: file < 2",
+                ..pkg("guard", "1", "1")
+            },
+            pkg("file", "1", "1"),
             pkg("multi", "1", "1"),
             pkg("multi", "2", "1"),
             // For the native checks against rpm --test.
@@ -344,6 +357,9 @@ impl Drop for RpmContainer {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The layer's tmpfs was mounted only in the container's mount namespace: on this
+        // machine its mount point is an empty directory, left in /tmp by every test before.
+        let _ = std::fs::remove_dir(&self.layer);
         for _ in 0..50 {
             if self
                 .cgroups
@@ -800,7 +816,10 @@ fn the_command_line_twins_and_sigterm() {
     ]);
     assert_eq!(
         (code, out.trim()),
-        (0, "already-installed ltrace-0.7.3-1.noarch")
+        (
+            0,
+            "already-installed ltrace-0.7.3-1.noarch (test: nothing was changed)"
+        )
     );
     // SIGTERM in the middle of a transaction: it runs to its end, and the command says so.
     let child = Command::new(SIDECAR)
@@ -946,5 +965,344 @@ fn native_checks_agree_with_rpm_test() {
     assert!(
         nonempty >= 10,
         "the cases should mostly be problems ({nonempty})"
+    );
+}
+
+/// What a %post prints is the package's output, never one of rpm's problems: rpm installed
+/// it (exit 0), so the reply is `installed`, whatever the scriptlet wrote and where.
+#[test]
+fn scriptlet_output_is_never_a_problem() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("chatty-1-1.noarch"), "");
+    assert!(c.rpm_qa().contains(&"chatty-1-1.noarch".to_string()));
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    assert!(v.get("problems").is_none(), "{v}");
+    let out = v["output"].as_str().unwrap_or("");
+    assert!(
+        out.contains("libchat is needed by") && out.contains("conflicts between attempted"),
+        "{v}"
+    );
+}
+
+/// Transactions queued behind another on the same container answer what they found when
+/// their turn came: the second of two identical uploads is `already-installed`, the second
+/// of two identical erases `not-installed`, not a `failed` with rpm's complaint.
+#[test]
+fn the_same_transaction_twice_while_queued() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short().to_string();
+    let url = server.url.clone();
+    // slowpost's %post sleeps 3 s: everything after it queues.
+    let slow = {
+        let (url, s) = (url.clone(), s.clone());
+        std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-T",
+                rpm_file("slowpost-1-1.noarch").to_str().unwrap(),
+                &format!("{url}/{s}/rpms"),
+            ])
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        let (u, c2) = (url.clone(), s.clone());
+        queued.push(std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-T",
+                rpm_file("ltrace-0.7.3-1.noarch").to_str().unwrap(),
+                &format!("{u}/{c2}/rpms"),
+            ])
+        }));
+        let (url, s) = (url.clone(), s.clone());
+        queued.push(std::thread::spawn(move || {
+            curl(&[
+                "--digest",
+                "--user",
+                &auth(),
+                "-X",
+                "DELETE",
+                &format!("{url}/{s}/rpms/freebie"),
+            ])
+        }));
+    }
+    let mut got: Vec<(u16, String)> = queued
+        .into_iter()
+        .map(|t| {
+            let (status, body) = t.join().unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            (status, v["status"].as_str().unwrap_or("?").to_string())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(slow.join().unwrap().0, 200);
+    assert_eq!(
+        got,
+        vec![
+            (200, "already-installed".to_string()),
+            (200, "erased".to_string()),
+            (200, "installed".to_string()),
+            (404, "not-installed".to_string()),
+        ]
+    );
+    let qa = c.rpm_qa();
+    assert!(qa.contains(&"ltrace-0.7.3-1.noarch".to_string()), "{qa:?}");
+    assert!(!qa.iter().any(|p| p.starts_with("freebie")), "{qa:?}");
+}
+
+/// An upload whose header index lies (an entry's data offset far past the header's data,
+/// an entry count whose size overflows 32 bits) is a 422 `bad_package` naming the headers,
+/// never a 500 from inside the parser.
+#[test]
+fn a_header_index_that_lies_is_a_bad_package() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let dir = TempDir::new("liarpm");
+    let good = std::fs::read(rpm_file("ltrace-0.7.3-1.noarch")).unwrap();
+    // The signature header follows the 96-byte lead: magic (8), entry count (4), data size
+    // (4), then 16-byte entries (tag, type, offset, count).
+    assert_eq!(&good[96..99], &[0x8e, 0xad, 0xe8]);
+    let mut far_offset = good.clone();
+    far_offset[96 + 16 + 8..96 + 16 + 12].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
+    let mut many_entries = good.clone();
+    many_entries[96 + 8..96 + 12].copy_from_slice(&0x1000_0001u32.to_be_bytes());
+    for (name, bytes) in [("far-offset", far_offset), ("many-entries", many_entries)] {
+        let f = dir.path().join(format!("{name}.rpm"));
+        std::fs::write(&f, bytes).unwrap();
+        let (status, v) = install(&server, c.short(), &f, "");
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (422, Some("bad_package")),
+            "{name}: {v}"
+        );
+        assert!(server.alive());
+    }
+}
+
+/// A problem is never dropped: a conflict with a package named `file` ("file < 2 conflicts
+/// with (installed) guard-1-1.noarch") is rpm's CONFLICT (5) like any other, not output.
+#[test]
+fn a_conflict_on_a_package_named_file_is_a_problem() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("guard-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let guard = server.json(&format!("/{s}/rpms/guard"))[0]["instance"]
+        .as_u64()
+        .unwrap();
+    let before = c.layer_state();
+    let (status, v) = install(&server, s, rpm_file("file-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert_eq!(
+        v["problems"],
+        serde_json::json!([[
+            "file < 2 conflicts with (installed) guard-1-1.noarch",
+            [5, "file < 2", guard]
+        ]]),
+        "{v}"
+    );
+    assert_eq!(c.layer_state(), before);
+}
+
+/// `sidecar rpm-install` hands rpm a private copy of the package (a memfd), as the server
+/// does, never the operator's file itself: a container's own `rpm` (here a wrapper that
+/// writes to what it was given) must not reach a file on the host through
+/// `/proc/self/fd/0`.
+#[test]
+fn the_command_line_gives_rpm_a_copy_not_the_operators_file() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let environ = std::fs::read(format!("/proc/{}/environ", c.init)).unwrap();
+    let path = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string))
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin".into());
+    let first = path.split(':').next().unwrap().to_string();
+    assert_ne!(first, "/usr/bin", "PATH={path}");
+    let dir = format!("/proc/{}/root{first}", c.init);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = format!("{dir}/rpm");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\n[ \"$1\" = -U ] && echo written-by-the-container >> /proc/self/fd/0\nexec /usr/bin/rpm \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = TempDir::new("operator");
+    let mine = tmp.path().join("ltrace.rpm");
+    std::fs::copy(rpm_file("ltrace-0.7.3-1.noarch"), &mine).unwrap();
+    let before = std::fs::read(&mine).unwrap();
+    let out = Command::new(SIDECAR)
+        .args(["rpm-install", c.short(), mine.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let after = std::fs::read(&mine).unwrap();
+    assert!(
+        after == before,
+        "the container wrote into the operator's file: {:?}",
+        String::from_utf8_lossy(&after[before.len().min(after.len())..])
+    );
+    // rpm ran (and refused the copy the wrapper appended to).
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(v["method"], "rpm", "{v}");
+}
+
+/// Every `test=1` reply says `"test": true` (DESIGN.md), the ones answered without running
+/// rpm too: `already-installed` and `not-installed`.
+#[test]
+fn test_replies_say_so_even_without_rpm_running() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (200, Some("already-installed"), Some(true)),
+        "{v}"
+    );
+    let (status, v) = erase(&server, s, "no-such-package?test=1");
+    assert_eq!(
+        (status, v["status"].as_str(), v["test"].as_bool()),
+        (404, Some("not-installed"), Some(true)),
+        "{v}"
+    );
+}
+
+/// rpm takes a missing Epoch for 0: the same package rebuilt with an explicit `Epoch: 0`
+/// is `already-installed`, not a `failed` transaction with rpm's "is already installed".
+#[test]
+fn an_explicit_epoch_0_is_the_same_package() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let s = c.short();
+    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("installed")),
+        "{v}"
+    );
+    let top = TempDir::new("epoch0");
+    let spec = top.path().join("ltrace.spec");
+    std::fs::write(
+        &spec,
+        "Name: ltrace\nEpoch: 0\nVersion: 0.7.3\nRelease: 1\nSummary: test package\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n%description\ntest\n%install\nmkdir -p %{buildroot}/usr/bin\nprintf '#!/bin/sh\\necho 1\\n' > %{buildroot}/usr/bin/ltrace-test\n%files\n/usr/bin/ltrace-test\n",
+    )
+    .unwrap();
+    let st = Command::new("rpmbuild")
+        .args(["--quiet", "--define"])
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg("-bb")
+        .arg(&spec)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rebuilt = top.path().join("RPMS/noarch/ltrace-0.7.3-1.noarch.rpm");
+    let before = c.layer_state();
+    let (status, v) = install(&server, s, &rebuilt, "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("already-installed")),
+        "{v}"
+    );
+    assert_eq!(c.layer_state(), before);
+}
+
+/// The sidecar's peak memory, from /proc/<pid>/status (kB).
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// An upload is never held whole in the sidecar's heap (issue 11), not even when it is
+/// nearly all header: a package whose header declares 200 MiB of data (within the 256 MiB
+/// upload limit) is refused as a bad package without the sidecar's memory growing by it.
+#[test]
+fn a_huge_header_is_not_read_into_memory() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = RpmContainer::start(&BASE, false);
+    let server = Server::start(&[]);
+    let good = std::fs::read(rpm_file("ltrace-0.7.3-1.noarch")).unwrap();
+    // Lead (96 bytes), then the signature header: 16-byte intro, entries, data, padding to 8.
+    let be = |at: usize| u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+    let (nindex, hsize) = (be(96 + 8), be(96 + 12));
+    let sig_end = 96 + 16 + 16 * nindex + hsize;
+    let main = sig_end.div_ceil(8) * 8;
+    let data = 200usize << 20;
+    let mut bytes = good[..main].to_vec();
+    bytes.extend_from_slice(&[0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&1u32.to_be_bytes());
+    bytes.extend_from_slice(&(data as u32).to_be_bytes());
+    // One entry: RPMTAG_NAME (1000), STRING (6), offset 0, count 1.
+    for v in [1000u32, 6, 0, 1] {
+        bytes.extend_from_slice(&v.to_be_bytes());
+    }
+    let dir = TempDir::new("hugehdr");
+    let f = dir.path().join("huge.rpm");
+    let file = std::fs::File::create(&f).unwrap();
+    std::io::Write::write_all(&mut &file, &bytes).unwrap();
+    file.set_len((bytes.len() + data) as u64).unwrap(); // zeros, sparse on disk
+    drop(file);
+    let pid = server.child.id();
+    let before = vm_hwm_kb(pid);
+    let (status, v) = install(&server, c.short(), &f, "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("bad_package")),
+        "{v}"
+    );
+    let grew = vm_hwm_kb(pid).saturating_sub(before);
+    assert!(
+        grew < 64 << 10,
+        "the sidecar's peak memory grew by {} MiB for a 200 MiB header",
+        grew >> 10
     );
 }

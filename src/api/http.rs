@@ -316,7 +316,7 @@ impl Server {
                 peer_name: &peer_name,
                 tls,
             };
-            let keep = self.request(head, &mut reader, &client, started);
+            let keep = self.request(head, &mut reader, &client, started, id);
             if !keep || self.stopping.load(Ordering::SeqCst) {
                 reader.get_mut().conn.close();
                 return;
@@ -332,6 +332,7 @@ impl Server {
         reader: &mut BufReader<Stream>,
         client: &Client,
         started: Instant,
+        id: u64,
     ) -> bool {
         let keep_alive = head.keep_alive();
         let is_head = head.method == "HEAD";
@@ -347,6 +348,12 @@ impl Server {
                     started,
                     &audit_extra(&resp),
                 );
+                if user.is_none() && matches!(resp.body, Body::Bytes(_)) {
+                    // A reply to nobody we know (`/healthz`, a 401, a refusal) is small and
+                    // its work is done: while it waits for a client that does not read
+                    // (pipelined requests never read), its slot may be reclaimed.
+                    self.mark(id, false);
+                }
                 let out = reader.get_mut();
                 out.deadline = Some(Instant::now() + send_timeout);
                 let http10 = head.version == 0;
@@ -476,6 +483,10 @@ impl Server {
             }
         };
         let user = resp.user.clone();
+        if user.is_none() && matches!(resp.body, Body::Bytes(_)) {
+            // Nor does it keep a worker (see `reply`).
+            drop(_g);
+        }
         reply(reader, resp, keep_alive && body_done, user.as_deref())
     }
 }

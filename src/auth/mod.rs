@@ -346,7 +346,8 @@ impl Auth {
         }
     }
 
-    /// `Err(true)`: everything right but an expired nonce of ours; `Err(false)`: wrong.
+    /// `Err(true)`: everything right but the nonce (expired, replayed, forgotten or not ours);
+    /// `Err(false)`: wrong.
     fn check_digest(&self, method: &str, target: &str, params: &str) -> Result<String, bool> {
         let p = parse_params(params).ok_or(false)?;
         let get = |k: &str| p.get(k).map(String::as_str);
@@ -382,10 +383,12 @@ impl Auth {
         ) {
             return Err(false);
         }
+        // The response is right for this nonce, so the credentials are: a nonce we did not
+        // issue (another instance's, before a restart) is only stale, never a failed login
+        // (which would count against everyone behind that address).
         match self.check_nonce(nonce) {
             Ok(true) => {}
-            Ok(false) => return Err(true),
-            Err(()) => return Err(false),
+            Ok(false) | Err(()) => return Err(true),
         }
         // Right credentials for a nonce of ours: accepted once per nonce count. A replay (or a
         // nonce forgotten to make room) is stale: the client retries with a fresh nonce.
@@ -519,11 +522,15 @@ mod tests {
                 a.check("GET", "/x?y=1", Some(&bad), None),
                 Verdict::Challenge { failed: true, .. }
             ));
-            let forged = digest(alg, h, "secret", "/x?y=1", &format!("{:064}", 0), 1);
-            assert!(matches!(
-                a.check("GET", "/x?y=1", Some(&forged), None),
-                Verdict::Challenge { failed: true, .. }
-            ));
+            // A nonce not ours (another instance's) with the right password: stale only.
+            let foreign = digest(alg, h, "secret", "/x?y=1", &format!("{:064}", 0), 1);
+            assert_eq!(
+                a.check("GET", "/x?y=1", Some(&foreign), None),
+                Verdict::Challenge {
+                    stale: true,
+                    failed: false
+                }
+            );
         }
         let old = a.nonce_with(Auth::now() - 1000, "0123456789abcdef");
         let stale = digest("MD5", md5_hex, "secret", "/", &old, 1);

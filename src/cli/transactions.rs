@@ -55,13 +55,15 @@ pub struct RpmErase {
 }
 
 pub fn rpm_install(a: RpmInstall) -> CliResult {
-    let file = crate::rootfs::open_host_file(std::path::Path::new(&a.file))
+    let mut file = crate::rootfs::open_host_file(std::path::Path::new(&a.file))
         .map_err(|e| format!("{}: {e}", a.file))?;
     let size = file
         .metadata()
         .map_err(|e| format!("{}: {e}", a.file))?
         .len();
-    let pkg = upload::check(file, size).map_err(|e| format!("{}: {e}", a.file))?;
+    // A private copy in a memfd, as the server makes: the container's rpm gets that, never
+    // a descriptor of the operator's file (which it could reopen for writing).
+    let pkg = upload::receive(&mut file, size).map_err(|e| format!("{}: {e}", a.file))?;
     run(&a.container, a.setns_files, a.json, |ctx| {
         ctx.install(&pkg, a.test)
     })

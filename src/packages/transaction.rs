@@ -110,13 +110,21 @@ pub fn nevra(p: &Package) -> String {
     )
 }
 
-/// What names `nevra` the way rpm's messages and arguments may: with and without the epoch.
-fn names_of(p: &Package) -> [String; 2] {
+/// What names `nevra` the way rpm's messages and arguments may: with and without the epoch,
+/// and with `0:` where it has none (rpm takes a missing epoch for 0).
+fn names_of(p: &Package) -> [String; 3] {
     [
         nevra(p),
         format_nevra(
             &p.name,
             None,
+            version_of(p),
+            release_of(p),
+            p.arch.as_deref(),
+        ),
+        format_nevra(
+            &p.name,
+            Some(p.epoch.unwrap_or(0)),
             version_of(p),
             release_of(p),
             p.arch.as_deref(),
@@ -166,27 +174,8 @@ pub fn parse_problem(m: &str, instance: &dyn Fn(&str) -> u64) -> Option<Problem>
         str1: str1.map(str::to_string),
         num1,
     };
-    // "%s is needed by %s%s", "%s conflicts with %s%s", "%s is obsoleted by %s%s": the
-    // dependency, then "(installed) " when an installed package holds it, then its NEVRA.
-    for (sep, kind) in [
-        (" is needed by ", t::REQUIRES),
-        (" conflicts with ", t::CONFLICT),
-        (" is obsoleted by ", t::OBSOLETES),
-    ] {
-        if m.starts_with("file ") && kind == t::CONFLICT {
-            continue;
-        }
-        if let Some((dep, who)) = m.rsplit_once(sep) {
-            let (installed, who) = match who.strip_prefix("(installed) ") {
-                Some(w) => (true, w),
-                None => (false, who),
-            };
-            if !dep.is_empty() && one_word(who) {
-                let num1 = if installed { instance(who) } else { 0 };
-                return Some(problem(kind, Some(dep), num1));
-            }
-        }
-    }
+    // File conflicts first: their messages are the specific ones (a dependency on a
+    // package named `file` also starts with "file ").
     if let Some(rest) = m.strip_prefix("file ") {
         // "file %s from install of %s conflicts with file from package %s"
         if let Some((head, owner)) = rest.rsplit_once(" conflicts with file from package ") {
@@ -200,6 +189,24 @@ pub fn parse_problem(m: &str, instance: &dyn Fn(&str) -> u64) -> Option<Problem>
         if let Some((path, pair)) = rest.rsplit_once(" conflicts between attempted installs of ") {
             if pair.split_once(" and ").is_some() {
                 return Some(problem(t::NEW_FILE_CONFLICT, Some(path), 0));
+            }
+        }
+    }
+    // "%s is needed by %s%s", "%s conflicts with %s%s", "%s is obsoleted by %s%s": the
+    // dependency, then "(installed) " when an installed package holds it, then its NEVRA.
+    for (sep, kind) in [
+        (" is needed by ", t::REQUIRES),
+        (" conflicts with ", t::CONFLICT),
+        (" is obsoleted by ", t::OBSOLETES),
+    ] {
+        if let Some((dep, who)) = m.rsplit_once(sep) {
+            let (installed, who) = match who.strip_prefix("(installed) ") {
+                Some(w) => (true, w),
+                None => (false, who),
+            };
+            if !dep.is_empty() && one_word(who) {
+                let num1 = if installed { instance(who) } else { 0 };
+                return Some(problem(kind, Some(dep), num1));
             }
         }
     }
@@ -455,15 +462,21 @@ impl<E> Context<'_, E> {
 
     /// Erases what `spec` names (`rpm -e`), or with `test` checks that it could.
     pub fn erase(&self, spec: &str, test: bool) -> Result<Outcome, TxError<E>> {
+        // The queue comes first: what is installed is read when our turn has come.
+        let _slot = take_slot(self.container, self.wait)?;
         let db = (self.read_db)().map_err(TxError::Db)?;
         let pkg = match choose(&db, spec) {
             Target::NotInstalled => {
+                let mut reply = json!({"status": "not-installed", "method": "rpm"});
+                if test {
+                    reply["test"] = json!(true);
+                }
                 return Ok(Outcome {
                     status: 404,
-                    reply: json!({"status": "not-installed", "method": "rpm"}),
+                    reply,
                     ok: false,
                     nevra: None,
-                })
+                });
             }
             Target::Ambiguous(ps) => {
                 return Err(TxError::Ambiguous {
@@ -483,7 +496,6 @@ impl<E> Context<'_, E> {
         );
         self.usable_rpm(&arg)?;
         self.writable(&db)?;
-        let _slot = take_slot(self.container, self.wait)?;
         let mut argv = vec!["rpm", "-e"];
         if test {
             argv.push("--test");
@@ -513,6 +525,8 @@ impl<E> Context<'_, E> {
     /// could. The same NEVRA already installed answers `already-installed` without rpm.
     pub fn install(&self, upload: &Upload, test: bool) -> Result<Outcome, TxError<E>> {
         use std::os::fd::AsFd;
+        // The queue comes first: what is installed is read when our turn has come.
+        let _slot = take_slot(self.container, self.wait)?;
         let db = (self.read_db)().map_err(TxError::Db)?;
         let want = upload.nevra();
         let same_name: Vec<&Package> = db
@@ -521,16 +535,20 @@ impl<E> Context<'_, E> {
             .filter(|p| p.name == upload.name)
             .collect();
         if let Some(p) = same_name.iter().find(|p| names_of(p).contains(&want)) {
+            let mut reply =
+                json!({"status": "already-installed", "package": package_json(p), "method": "rpm"});
+            if test {
+                reply["test"] = json!(true);
+            }
             return Ok(Outcome {
                 status: 200,
-                reply: json!({"status": "already-installed", "package": package_json(p), "method": "rpm"}),
+                reply,
                 ok: true,
                 nevra: Some(want),
             });
         }
         self.usable_rpm(&upload.name)?;
         self.writable(&db)?;
-        let _slot = take_slot(self.container, self.wait)?;
         let mut argv = vec!["rpm", "-U"];
         if test {
             argv.push("--test");
@@ -574,9 +592,15 @@ impl<E> Context<'_, E> {
 
     /// The common part of a reply: problems, the rest of rpm's output, method, test.
     fn outcome(&self, done: &Finished, before: &Database, test: bool) -> Outcome {
-        let text = format!("{}{}", done.stdout, done.stderr);
-        let (problems, rest) = parse_output(&text, &|n| instance_of(before, n));
-        let ok = done.exit_code == Some(0) && problems.is_empty();
+        // rpm prints its problems (rpmpsPrint) on stderr, and only when it fails: what a
+        // scriptlet wrote, on stdout or in a transaction rpm completed, is never one.
+        let (problems, rest) = if done.exit_code == Some(0) {
+            (Vec::new(), format!("{}{}", done.stdout, done.stderr))
+        } else {
+            let (p, rest) = parse_output(&done.stderr, &|n| instance_of(before, n));
+            (p, format!("{}{rest}", done.stdout))
+        };
+        let ok = done.exit_code == Some(0);
         let mut reply = json!({"status": null, "method": "rpm"});
         if !problems.is_empty() {
             reply["problems"] = json!(problems);

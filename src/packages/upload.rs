@@ -89,7 +89,20 @@ pub fn receive(body: &mut dyn Read, limit: u64) -> Result<Upload, UploadError> {
 }
 
 /// Checks a package file from its start.
+///
+/// The `rpm` crate indexes a header's data by the offsets its index declares and computes
+/// sizes in 32 bits: an index that lies panics inside it. That is a bad package too.
 pub fn check(file: File, size: u64) -> Result<Upload, UploadError> {
+    header_sizes(&file)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_parsed(file, size)))
+        .unwrap_or_else(|_| {
+            Err(UploadError::Bad(
+                "lead or headers: a header index points outside its data".into(),
+            ))
+        })
+}
+
+fn check_parsed(file: File, size: u64) -> Result<Upload, UploadError> {
     let mut r = BufReader::with_capacity(64 << 10, file);
     let meta = PackageMetadata::parse(&mut r)
         .map_err(|e| UploadError::Bad(format!("lead or headers: {e}")))?;
@@ -156,6 +169,56 @@ pub fn check(file: File, size: u64) -> Result<Upload, UploadError> {
         release,
         arch,
     })
+}
+
+/// The largest headers the sidecar parses: the `rpm` crate reads a header whole and copies
+/// it, so a header is held in memory twice. rpm itself allows 256 MiB of header data;
+/// real packages stay far below a few MiB (a kernel's is about 2 MiB).
+pub const MAX_HEADER: u64 = 32 << 20;
+pub const MAX_SIGNATURE_HEADER: u64 = 1 << 20;
+
+/// Reads the sizes the signature header and the header declare (their 16-byte intros,
+/// after the 96-byte lead: rpm's `lib/package.c` layout) and refuses one over the limits
+/// before anything reads them whole.
+fn header_sizes(file: &File) -> Result<(), UploadError> {
+    use std::os::unix::fs::FileExt;
+    let intro = |at: u64, what: &str| -> Result<u64, UploadError> {
+        let mut b = [0u8; 16];
+        file.read_exact_at(&mut b, at)
+            .map_err(|_| UploadError::Bad(format!("the package ends inside its {what}")))?;
+        if b[..3] != [0x8e, 0xad, 0xe8] {
+            return Err(UploadError::Bad(format!(
+                "no {what} magic at offset {at} (not an RPM package)"
+            )));
+        }
+        let il = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as u64;
+        let dl = u32::from_be_bytes([b[12], b[13], b[14], b[15]]) as u64;
+        Ok(16 + 16 * il + dl)
+    };
+    let mut lead = [0u8; 4];
+    file.read_exact_at(&mut lead, 0)
+        .map_err(|_| UploadError::Bad("lead: the body is shorter than an RPM lead".into()))?;
+    if lead != [0xed, 0xab, 0xee, 0xdb] {
+        return Err(UploadError::Bad(
+            "lead: no RPM lead magic (not an RPM package)".into(),
+        ));
+    }
+    let sig = intro(96, "signature header")?;
+    if sig > MAX_SIGNATURE_HEADER {
+        return Err(UploadError::Bad(format!(
+            "the signature header declares {sig} bytes, more than the {MAX_SIGNATURE_HEADER} the sidecar accepts"
+        )));
+    }
+    let main = (96 + sig).next_multiple_of(8);
+    let header = intro(main, "header")?;
+    if header > MAX_HEADER {
+        return Err(UploadError::Bad(format!(
+            "the header declares {} MiB, more than the {} MiB the sidecar accepts (real packages' headers are a few MiB)",
+            header >> 20,
+            MAX_HEADER >> 20
+        )));
+    }
+    Ok(())
 }
 
 fn hex_digest<D: Digest>(r: &mut impl Read) -> Result<String, UploadError> {

@@ -99,8 +99,12 @@ impl Listener {
                     Some(cfg) => {
                         let session = rustls::ServerConnection::new(Arc::clone(cfg))
                             .map_err(io::Error::other)?;
+                        let sock = TlsSocket {
+                            sock: s,
+                            deadline: None,
+                        };
                         Ok(Conn::Tls(
-                            Box::new(rustls::StreamOwned::new(session, s)),
+                            Box::new(rustls::StreamOwned::new(session, sock)),
                             a.ip(),
                         ))
                     }
@@ -123,9 +127,52 @@ pub(super) enum Conn {
     /// With the peer's uid, when the kernel told it.
     Unix(UnixStream, Option<u32>),
     Tls(
-        Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>,
+        Box<rustls::StreamOwned<rustls::ServerConnection, TlsSocket>>,
         IpAddr,
     ),
+}
+
+/// The TCP socket under a TLS session. rustls reads (and writes) it several times inside
+/// one call, until a record is whole: each of those is armed with what is left of the
+/// deadline, so a record trickled a byte at a time cannot outlast it.
+pub(super) struct TlsSocket {
+    sock: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl TlsSocket {
+    fn arm(&self, read: bool) -> io::Result<()> {
+        if let Some(d) = self.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+            }
+            if read {
+                self.sock.set_read_timeout(Some(left))?;
+            } else {
+                self.sock.set_write_timeout(Some(left))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for TlsSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm(true)?;
+        self.sock.read(buf)
+    }
+}
+
+impl Write for TlsSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm(false)?;
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 /// A handle that shuts a connection down from another thread.
@@ -147,7 +194,7 @@ impl Conn {
     pub(super) fn closer(&self) -> io::Result<Closer> {
         Ok(match self {
             Conn::Tcp(s, _) => Closer::Tcp(s.try_clone()?),
-            Conn::Tls(s, _) => Closer::Tcp(s.sock.try_clone()?),
+            Conn::Tls(s, _) => Closer::Tcp(s.sock.sock.try_clone()?),
             Conn::Unix(s, _) => Closer::Unix(s.try_clone()?),
         })
     }
@@ -178,25 +225,28 @@ impl Conn {
         }
     }
 
-    /// Sets how long the next read (`read`) or write may block; TLS may write during a read
-    /// and read during a write (handshake), so both are set for it.
-    fn set_timeout(&self, d: std::time::Duration, read: bool) -> io::Result<()> {
-        let d = Some(d.max(std::time::Duration::from_millis(1)));
+    /// Sets how long the next read (`read`) or write may block; for TLS, the deadline of
+    /// every socket read and write rustls makes (it may write during a read and read
+    /// during a write, and loops until a record is whole).
+    fn set_timeout(&mut self, d: std::time::Duration, read: bool) -> io::Result<()> {
+        let d = d.max(std::time::Duration::from_millis(1));
         match self {
-            Conn::Tcp(s, _) if read => s.set_read_timeout(d),
-            Conn::Tcp(s, _) => s.set_write_timeout(d),
-            Conn::Unix(s, _) if read => s.set_read_timeout(d),
-            Conn::Unix(s, _) => s.set_write_timeout(d),
+            Conn::Tcp(s, _) if read => s.set_read_timeout(Some(d)),
+            Conn::Tcp(s, _) => s.set_write_timeout(Some(d)),
+            Conn::Unix(s, _) if read => s.set_read_timeout(Some(d)),
+            Conn::Unix(s, _) => s.set_write_timeout(Some(d)),
             Conn::Tls(s, _) => {
-                s.sock.set_read_timeout(d)?;
-                s.sock.set_write_timeout(d)
+                s.sock.deadline = Some(Instant::now() + d);
+                Ok(())
             }
         }
     }
 
-    /// Ends a TLS session politely (close_notify); nothing for plain sockets.
+    /// Ends a TLS session politely (close_notify, within a second); nothing for plain
+    /// sockets.
     pub(super) fn close(&mut self) {
         if let Conn::Tls(s, _) = self {
+            s.sock.deadline = Some(Instant::now() + std::time::Duration::from_secs(1));
             s.conn.send_close_notify();
             let _ = s.flush();
         }
@@ -210,7 +260,7 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    fn arm(&self, read: bool) -> io::Result<()> {
+    fn arm(&mut self, read: bool) -> io::Result<()> {
         if let Some(d) = self.deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
