@@ -624,6 +624,11 @@ fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
             if name == "." || name == ".." {
                 continue;
             }
+            // Another container's own directory: nothing below it can be the one asked
+            // for (its sub-cgroups are its own), so it is not even opened.
+            if foreign_container_dir(&name, prefix) {
+                continue;
+            }
             let sub = format!("{rel}/{name}");
             stack.push((dir.clone(), Some(entry.file_name().to_owned()), sub));
         }
@@ -634,6 +639,22 @@ fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
     }
     ids.retain(|_, pids| !pids.is_empty());
     Some(ids)
+}
+
+/// Whether cgroup directory `name` is a runtime's directory of one container (named in a
+/// way no pod or slice is: `libpod-<id>`, `libpod-payload-<id>`, `docker-<id>.scope`,
+/// `crio-<id>.scope`, `cri-containerd-<id>.scope`) whose ID does not start with `prefix`.
+fn foreign_container_dir(name: &str, prefix: &str) -> bool {
+    let id = ["libpod-payload-", "libpod-", "docker-", "crio-", "cri-containerd-"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .map(|rest| rest.strip_suffix(".scope").unwrap_or(rest));
+    match id {
+        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            !id.starts_with(prefix)
+        }
+        _ => false,
+    }
 }
 
 /// Finds the container a user means by `name`.

@@ -10,6 +10,8 @@
 # manifest validated against the Kubernetes schemas. Prints "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+NAME="prototype e2e"
+. tests/e2e/lib.sh
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/e2e/containers.conf}"
 BIN=target/x86_64-unknown-linux-musl/release/sidecar
 TAG="proto$$$RANDOM"
@@ -17,16 +19,8 @@ IMAGE="localhost/support-sidecar:$TAG"
 TARGET="localhost/sidecar-e2e-leap:$TAG"
 PASSWORD="pw-$RANDOM$RANDOM"
 POD="test-$TAG"
-passed=0
-failed=0
 work=$(mktemp -d)
 
-skip_or_fail() {
-  if [ -n "${CI:-}" ] && [ "${CI}" != false ]; then
-    echo "FAIL: $1 (CI=true turns skips into failures)"; echo "0 passed, 1 failed"; exit 1
-  fi
-  echo "!!!!! SKIPPED prototype e2e: $1 !!!!!"; echo "0 passed, 0 failed"; exit 0
-}
 [ "$(id -u)" = 0 ] || skip_or_fail "needs root"
 for t in podman runc curl python3 rpm rpmbuild; do command -v $t >/dev/null || skip_or_fail "needs $t"; done
 [ -x /bin/busybox ] || skip_or_fail "needs /bin/busybox (busybox-static)"
@@ -40,17 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # The prototype's alias, with a password made for this run (there is no built-in one).
 api() { curl -s --max-time 60 --digest --user "admin:$PASSWORD" "$@"; }
 py() { python3 -c "import json,sys; d=json.load(sys.stdin); $1" "${@:2}"; }
 # jcheck FILE EXPR: EXPR (python, over the JSON in FILE as d) is true.
 jcheck() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1/healthz" && return 0; sleep 0.05; done; return 1; }
 
 echo "== building the images"
 podman build -q -t "$IMAGE" -f image/Containerfile . >/dev/null || skip_or_fail "podman build of the sidecar failed"
@@ -138,7 +126,7 @@ podman pod create --name "$POD" --share pid,net,ipc,uts -p "$port:8889" >/dev/nu
 podman run -d --pod "$POD" --name "leap-$TAG" "$TARGET" >/dev/null
 podman run -d --pod "$POD" --name "sidecar-$TAG" --cap-add SYS_PTRACE,SYS_ADMIN \
   -e SIDECAR_USER=admin -e SIDECAR_PASSWORD="$PASSWORD" "$IMAGE" >/dev/null
-check "the sidecar answers on the published port" wait_http "$url"
+check "the sidecar answers on the published port" wait_http "$url" 200
 container=$(podman inspect "leap-$TAG" --format '{{.Id}}')
 infra=$(podman pod inspect "$POD" --format '{{.InfraContainerID}}')
 
@@ -200,7 +188,7 @@ text = text.replace(old, "hostPath:\n        path: " + secret + "\n        type:
 open(out, "w").write(text)
 PY
 if podman kube play "$work/kube.yaml" >"$work/kube.log" 2>&1; then
-  check "kube play starts the pod" wait_http "$kurl"
+  check "kube play starts the pod" wait_http "$kurl" 200
   app=$(podman ps --filter "pod=kube-$TAG" --format '{{.ID}} {{.Names}}' | awk '/-app$/ {print $1}')
   app=$(podman inspect "$app" --format '{{.Id}}' 2>/dev/null)
   kapi() { curl -s --max-time 60 --digest --user "admin:$PASSWORD" "$@"; }

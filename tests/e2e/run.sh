@@ -5,6 +5,8 @@
 # python3, nsenter and the static binary (`make static`). Prints "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+NAME="e2e"
+. tests/e2e/lib.sh
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$PWD/tests/e2e/containers.conf}"
 BIN=target/x86_64-unknown-linux-musl/release/sidecar
 TAG="e2e$$$RANDOM"
@@ -12,16 +14,8 @@ IMAGE="localhost/support-sidecar:$TAG"
 APPIMG="localhost/sidecar-e2e-busybox:$TAG"
 TKIMAGE="localhost/support-sidecar:toolkit-$TAG"
 PASSWORD="pw-$RANDOM$RANDOM"
-passed=0
-failed=0
 work=$(mktemp -d)
 
-skip_or_fail() {
-  if [ -n "${CI:-}" ] && [ "${CI}" != false ]; then
-    echo "FAIL: $1 (CI=true turns skips into failures)"; echo "0 passed, 1 failed"; exit 1
-  fi
-  echo "!!!!! SKIPPED e2e: $1 !!!!!"; echo "0 passed, 0 failed"; exit 0
-}
 [ "$(id -u)" = 0 ] || skip_or_fail "needs root"
 for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_or_fail "needs $t"; done
 [ -x /bin/busybox ] || skip_or_fail "needs /bin/busybox (busybox-static)"
@@ -35,14 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api() { curl -s --max-time 10 --digest --user "admin:$PASSWORD" "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
-wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1/healthz" && return 0; sleep 0.05; done; return 1; }
 
 # Images: the sidecar's own (FROM scratch, the static binary), and a target (busybox only).
 podman build -q -t "$IMAGE" --target sidecar -f image/Containerfile . >/dev/null || skip_or_fail "podman build failed"
