@@ -143,21 +143,7 @@ fn files_planted_by_a_container_block_nothing() {
 
     // Exec runs, as root by number, and says it did without the user database. (The
     // program must not read /etc/passwd itself: busybox `id` would block on the FIFO.)
-    let dir = TempDir::new("hostile-exec");
-    let f = dir.path().join("body.json");
-    std::fs::write(
-        &f,
-        json!({"argv": ["echo", "ran"], "user": "0"}).to_string(),
-    )
-    .unwrap();
-    let (status, text) = curl(&[
-        "--digest",
-        "--user",
-        &format!("{USER}:{PASSWORD}"),
-        "--data-binary",
-        &format!("@{}", f.display()),
-        &format!("{}/{short}/exec", server.url),
-    ]);
+    let (status, text) = server.exec(short, &json!({"argv": ["echo", "ran"], "user": "0"}));
     assert_eq!(status, 200, "{text} {:?}", server.log.lock().unwrap());
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["exit_code"], 0, "{v}");
@@ -225,17 +211,7 @@ fn no_descriptor_but_0_1_2_reaches_a_program_in_a_container() {
     // The server holds fd 7 on the host's / and fd 8 on the host's /etc, inherited.
     let server = serve_via_shell("exec 7</ 8</etc", &["--listen", "127.0.0.1:0"]);
     let body = json!({"argv": ["sh", "-c", "ls /proc/self/fd; cat /proc/self/fd/7/etc/hostname /proc/self/fd/8/hostname"], "user": "0"});
-    let dir = TempDir::new("fd-exec");
-    let f = dir.path().join("body.json");
-    std::fs::write(&f, body.to_string()).unwrap();
-    let (status, text) = curl(&[
-        "--digest",
-        "--user",
-        &format!("{USER}:{PASSWORD}"),
-        "--data-binary",
-        &format!("@{}", f.display()),
-        &format!("{}/{short}/exec", server.url),
-    ]);
+    let (status, text) = server.exec(short, &body);
     assert_eq!(status, 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     let host_name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
@@ -709,18 +685,7 @@ fn small_ones() {
         ]);
         assert_eq!(status, 400, "{q}: {text}");
     }
-    let exec = |body: Value| {
-        let b = dir.path().join("body.json");
-        std::fs::write(&b, body.to_string()).unwrap();
-        curl(&[
-            "--digest",
-            "--user",
-            &format!("{USER}:{PASSWORD}"),
-            "--data-binary",
-            &format!("@{}", b.display()),
-            &format!("{}/{short}/exec", server.url),
-        ])
-    };
+    let exec = |body: Value| server.exec(short, &body);
     let (status, text) = exec(json!({"argv": ["id"], "user": 4294967295u64}));
     assert_eq!(status, 400, "{text}");
     let (status, text) = exec(json!({"argv": ["id"], "user": "4294967295:0"}));

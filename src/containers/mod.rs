@@ -645,10 +645,16 @@ fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
 /// way no pod or slice is: `libpod-<id>`, `libpod-payload-<id>`, `docker-<id>.scope`,
 /// `crio-<id>.scope`, `cri-containerd-<id>.scope`) whose ID does not start with `prefix`.
 fn foreign_container_dir(name: &str, prefix: &str) -> bool {
-    let id = ["libpod-payload-", "libpod-", "docker-", "crio-", "cri-containerd-"]
-        .iter()
-        .find_map(|p| name.strip_prefix(p))
-        .map(|rest| rest.strip_suffix(".scope").unwrap_or(rest));
+    let id = [
+        "libpod-payload-",
+        "libpod-",
+        "docker-",
+        "crio-",
+        "cri-containerd-",
+    ]
+    .iter()
+    .find_map(|p| name.strip_prefix(p))
+    .map(|rest| rest.strip_suffix(".scope").unwrap_or(rest));
     match id {
         Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => {
             !id.starts_with(prefix)

@@ -560,6 +560,21 @@ impl Server {
         )
     }
 
+    /// `POST /<c>/exec` with `body` (JSON) by real curl: (status, body text).
+    pub fn exec(&self, c: &str, body: &serde_json::Value) -> (u16, String) {
+        let dir = TempDir::new("exec-body");
+        let f = dir.path().join("body.json");
+        std::fs::write(&f, body.to_string()).unwrap();
+        curl(&[
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            "--data-binary",
+            &format!("@{}", f.display()),
+            &format!("{}/{c}/exec", self.url),
+        ])
+    }
+
     pub fn alive(&self) -> bool {
         curl(&[&format!("{}/healthz", self.url)]).0 == 200
     }
