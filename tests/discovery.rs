@@ -507,7 +507,7 @@ fn processes_that_exit_mid_request_are_skipped() {
     )
     .unwrap();
     let v: Value = serde_json::from_slice(&helper.wait_with_output().unwrap().stdout).unwrap();
-    assert_eq!(v["error"]["code"], "container_not_found", "{v}");
+    assert_eq!(v["error"]["kind"], "gone", "{v}");
 }
 
 #[test]

@@ -222,25 +222,8 @@ pub fn run_helper(
         let how = status.map_or_else(|e| e.to_string(), |s| s.to_string());
         internal("it ended without a reply", &how)
     })?;
-    if let Some(ok) = v.get("ok") {
-        return serde_json::from_value(ok.clone()).map_err(|e| internal("bad reply", &e));
+    match serde_json::from_value::<enter::Reply>(v).map_err(|e| internal("bad reply", &e))? {
+        enter::Reply::Ok(done) => Ok(done),
+        enter::Reply::Error(f) => Err(f.into()),
     }
-    let e = &v["error"];
-    let code = match e["code"].as_str().unwrap_or("internal") {
-        "container_not_found" => "container_not_found",
-        "permission_denied" => "permission_denied",
-        "bad_request" => "bad_request",
-        "program_not_found" => "program_not_found",
-        "not_executable" => "not_executable",
-        "io_error" => "io_error",
-        _ => "internal",
-    };
-    Err(ApiError::new(
-        e["status"].as_u64().unwrap_or(500) as u16,
-        code,
-        e["message"]
-            .as_str()
-            .unwrap_or("the exec helper failed")
-            .to_string(),
-    ))
 }

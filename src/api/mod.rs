@@ -48,6 +48,28 @@ impl From<LookupError> for ApiError {
     }
 }
 
+/// A failure of the enter helper (exec, transactions): its kind is the status and code.
+impl From<crate::enter::Failure> for ApiError {
+    fn from(f: crate::enter::Failure) -> ApiError {
+        use crate::enter::Kind;
+        let (status, code) = match f.kind {
+            Kind::Gone => (404, "container_not_found"),
+            Kind::Denied => (403, "permission_denied"),
+            Kind::Bad => (400, "bad_request"),
+            Kind::NotFound => (422, "program_not_found"),
+            Kind::NotExecutable => (422, "not_executable"),
+            Kind::Io => (500, "io_error"),
+        };
+        ApiError::new(status, code, f.message)
+    }
+}
+
+impl From<crate::enter::Error> for ApiError {
+    fn from(e: crate::enter::Error) -> ApiError {
+        e.failure().into()
+    }
+}
+
 impl From<packages::Error> for ApiError {
     fn from(e: packages::Error) -> ApiError {
         let (status, code) = match &e {

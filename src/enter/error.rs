@@ -52,16 +52,52 @@ impl fmt::Display for Error {
     }
 }
 
+/// What kind of failure an `Error` is, as the helper reports it to the server (which maps
+/// kinds to HTTP statuses and codes in `api`, the one place that does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Gone,
+    Denied,
+    Bad,
+    NotFound,
+    NotExecutable,
+    Io,
+}
+
+/// A failure as it crosses from the helper to the server: its kind and the words for people.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    pub kind: Kind,
+    pub message: String,
+}
+
+/// The helper's reply on stdout: `{"ok": Finished}` or `{"error": Failure}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok(super::Finished),
+    Error(Failure),
+}
+
 impl Error {
-    /// The API's status and stable code for this error.
-    pub fn code(&self) -> (u16, &'static str) {
+    /// The kind of this failure.
+    pub fn kind(&self) -> Kind {
         match self {
-            Error::Gone { .. } => (404, "container_not_found"),
-            Error::Denied { .. } => (403, "permission_denied"),
-            Error::Bad(_) => (400, "bad_request"),
-            Error::NotFound { .. } => (422, "program_not_found"),
-            Error::NotExecutable { .. } => (422, "not_executable"),
-            Error::Io { .. } => (500, "io_error"),
+            Error::Gone { .. } => Kind::Gone,
+            Error::Denied { .. } => Kind::Denied,
+            Error::Bad(_) => Kind::Bad,
+            Error::NotFound { .. } => Kind::NotFound,
+            Error::NotExecutable { .. } => Kind::NotExecutable,
+            Error::Io { .. } => Kind::Io,
+        }
+    }
+
+    /// This failure as the helper reports it.
+    pub fn failure(&self) -> Failure {
+        Failure {
+            kind: self.kind(),
+            message: self.to_string(),
         }
     }
 

@@ -5,11 +5,12 @@
 
 use std::io::{self, Read, Write};
 
+use super::error::{Failure, Kind, Reply};
 use super::{run, Request, Stdio};
 use crate::sys;
 
 /// The API's helper (`sidecar enter`, run by the server): a `Request` as JSON on stdin, a
-/// `{"ok": Finished}` or `{"error": {"status", "code", "message"}}` JSON reply on stdout.
+/// `Reply` as JSON on stdout (`{"ok": Finished}` or `{"error": {"kind", "message"}}`).
 pub fn helper_main() -> i32 {
     // If the server dies, so do we (the program, in its own group, is left to the container).
     let _ = sys::die_with_parent(libc::SIGKILL);
@@ -18,16 +19,19 @@ pub fn helper_main() -> i32 {
         eprintln!("sidecar enter is the server's internal helper: use `sidecar exec`");
         return 125;
     }
+    let bad = |message: String| {
+        Reply::Error(Failure {
+            kind: Kind::Bad,
+            message,
+        })
+    };
     let reply = match io::stdin().read_to_end(&mut input) {
-        Err(e) => helper_error(400, "bad_request", &format!("cannot read the request: {e}")),
+        Err(e) => bad(format!("cannot read the request: {e}")),
         Ok(_) => match serde_json::from_slice::<Request>(&input) {
-            Err(e) => helper_error(400, "bad_request", &format!("invalid request: {e}")),
+            Err(e) => bad(format!("invalid request: {e}")),
             Ok(req) => match run(&req, Stdio::Capture) {
-                Ok(done) => serde_json::json!({ "ok": done }),
-                Err(e) => {
-                    let (status, code) = e.code();
-                    helper_error(status, code, &e.to_string())
-                }
+                Ok(done) => Reply::Ok(done),
+                Err(e) => Reply::Error(e.failure()),
             },
         },
     };
@@ -35,8 +39,4 @@ pub fn helper_main() -> i32 {
     let _ = serde_json::to_writer(&mut out, &reply);
     let _ = out.flush();
     0
-}
-
-fn helper_error(status: u16, code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({"error": {"status": status, "code": code, "message": message}})
 }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys;
 
-pub use error::Error;
+pub use error::{Error, Failure, Kind, Reply};
 pub use helper::helper_main;
 pub use plan::{environment, namespaces_to_join, ns_list, resolve_user, Ident};
 
