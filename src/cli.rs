@@ -19,7 +19,41 @@ use crate::{init, processes};
 mod transactions;
 pub use transactions::{rpm_erase, rpm_install, RpmErase, RpmInstall};
 
-pub type CliResult = Result<i32, String>;
+/// What a command ends with: the exit status, or an error that carries its own.
+pub type CliResult = Result<i32, CliError>;
+
+/// An error of a command: the words for people, and the exit status (125 for an error of
+/// the sidecar itself, as `nsenter` and `podman exec` use; 126/127 when a program could not
+/// be run, as a shell reports it).
+#[derive(Debug)]
+pub struct CliError {
+    pub status: i32,
+    pub message: String,
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> CliError {
+        CliError {
+            status: 125,
+            message,
+        }
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> CliError {
+        message.to_string().into()
+    }
+}
+
+impl From<crate::enter::Error> for CliError {
+    fn from(e: crate::enter::Error) -> CliError {
+        CliError {
+            status: e.exit_status(),
+            message: e.to_string(),
+        }
+    }
+}
 
 /// serve the HTTP+JSON API
 #[derive(FromArgs)]
@@ -317,7 +351,7 @@ pub fn serve(a: Serve) -> CliResult {
             std::fs::read_to_string(path).map_err(|e| format!("--credentials {path}: {e}"))?;
         users = auth::parse_credentials(&text).map_err(|e| format!("--credentials {path}: {e}"))?;
         if users.is_empty() {
-            return Err(format!("--credentials {path}: no users in the file"));
+            return Err(format!("--credentials {path}: no users in the file").into());
         }
     }
     users.extend(env_user);
@@ -898,10 +932,7 @@ pub fn exec(a: Exec) -> CliResult {
             }
             Ok(done.status)
         }
-        Err(e) => {
-            eprintln!("sidecar: {}", printable(&e.to_string()));
-            Ok(e.exit_status())
-        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -94,8 +94,8 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("sidecar: {}", cli::printable(&e));
-            std::process::exit(125);
+            eprintln!("sidecar: {}", cli::printable(&e.message));
+            std::process::exit(e.status);
         }
     }
 }
