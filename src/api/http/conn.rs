@@ -47,15 +47,23 @@ impl Listener {
             }
             std::fs::remove_file(path)?;
         }
-        // bind(2) creates the file with the umask applied: 0177 leaves 0600. umask is
-        // process-wide; listeners are bound before any thread is started.
-        let old = rustix::process::umask(Mode::from_raw_mode(0o177));
+        // bind(2) creates the file with the umask applied: 0177 leaves 0600, 0117 leaves
+        // 0660 for a group. umask is process-wide; listeners are bound before any thread is
+        // started. The mode is never changed afterwards by path (a chmod would follow a
+        // symlink swapped in meanwhile); the group is set with lchown, which never does.
+        let mask = if access.group.is_some() { 0o117 } else { 0o177 };
+        let old = rustix::process::umask(Mode::from_raw_mode(mask));
         let bound = UnixListener::bind(path);
         rustix::process::umask(old);
         let listener = bound?;
         if let Some(gid) = access.group {
-            rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))?;
-            rustix::fs::chmod(path, Mode::from_raw_mode(0o660))?;
+            rustix::fs::chownat(
+                rustix::fs::CWD,
+                path,
+                None,
+                Some(rustix::fs::Gid::from_raw(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )?;
         }
         Ok(Listener::Unix(listener, path.into()))
     }
