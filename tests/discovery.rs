@@ -476,25 +476,19 @@ fn processes_that_exit_mid_request_are_skipped() {
         "stand_ins": [[gone, 1], [c.init, start]],
         "argv": ["cat", "/etc/hostname"],
     });
-    let mut helper = Command::new(SIDECAR)
-        .arg("enter")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut helper.stdin.take().unwrap(),
-        req.to_string().as_bytes(),
-    )
-    .unwrap();
-    let out = helper.wait_with_output().unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = helper(&req);
     assert_eq!(v["ok"]["stdout"], format!("{}\n", c.hostname), "{v}");
     // None left: the container has exited.
     let req = serde_json::json!({
         "container": c.id, "pid": gone, "starttime": 1, "stand_ins": [[gone, 1]],
         "argv": ["true"],
     });
+    let v = helper(&req);
+    assert_eq!(v["error"]["kind"], "gone", "{v}");
+}
+
+/// Runs the server's helper (`sidecar enter`) with `req` as it is sent: its JSON reply.
+fn helper(req: &Value) -> Value {
     let mut helper = Command::new(SIDECAR)
         .arg("enter")
         .stdin(Stdio::piped())
@@ -506,8 +500,7 @@ fn processes_that_exit_mid_request_are_skipped() {
         req.to_string().as_bytes(),
     )
     .unwrap();
-    let v: Value = serde_json::from_slice(&helper.wait_with_output().unwrap().stdout).unwrap();
-    assert_eq!(v["error"]["kind"], "gone", "{v}");
+    serde_json::from_slice(&helper.wait_with_output().unwrap().stdout).unwrap()
 }
 
 #[test]
