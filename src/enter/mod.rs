@@ -169,22 +169,23 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     let own_group = terminal.is_none() && (capture || !io::IsTerminal::is_terminal(&io::stdin()));
     let pipes = if capture {
         let pipe = |what| sys::pipe().map_err(|source| Error::Io { step: what, source });
+        // (the program's side, ours to write): with stdin_from_fd3 the program reads the
+        // inherited file and there is nothing to write.
         let stdin = if req.stdin_from_fd3 {
-            // (read side, write side): the program reads the inherited file; nothing to write.
             let fd = sys::take_inherited_fd(3).map_err(|source| Error::Io {
                 step: "take the uploaded file (descriptor 3)",
                 source,
             })?;
-            let (_, w) = pipe("make the stdin pipe")?;
-            (fd, w)
+            (fd, None)
         } else {
-            pipe("make the stdin pipe")?
+            let (r, w) = pipe("make the stdin pipe")?;
+            (r, Some(w))
         };
-        Some([
+        Some((
             stdin,
             pipe("make the stdout pipe")?,
             pipe("make the stderr pipe")?,
-        ])
+        ))
     } else {
         None
     };
@@ -196,7 +197,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
         Ok(sys::Forked::Child) => {
             let stdio = match &terminal {
                 Some(t) => Some([&t.secondary; 3]),
-                None => pipes.as_ref().map(|[i, o, e]| [&i.0, &o.1, &e.1]),
+                None => pipes.as_ref().map(|(i, o, e)| [&i.0, &o.1, &e.1]),
             };
             child::child(&p, req, own_group, stdio, terminal.is_some(), &err_w)
         }
@@ -216,8 +217,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
     };
     drop(err_w);
     let (stdin_w, stdout_r, stderr_r) = match pipes {
-        Some([_, o, e]) if req.stdin_from_fd3 => (None, Some(o.0), Some(e.0)),
-        Some([i, o, e]) => (Some(i.1), Some(o.0), Some(e.0)),
+        Some((i, o, e)) => (i.1, Some(o.0), Some(e.0)),
         None => (None, None, None),
     };
     if let Some(e) = child::read_report(err_r, req, &p, &mut notes) {

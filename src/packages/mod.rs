@@ -183,7 +183,9 @@ pub fn read_container(root: &Root, container: &str, detail: Detail) -> Result<Da
 /// of `DB_DIRS` that holds one.
 pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     for dir in DB_DIRS {
-        let opener = |name: &str| open_regular(root, &format!("{dir}/{name}"));
+        // Root::open: looked at first (O_PATH, fstat) and opened only when it is a regular
+        // file; a FIFO or device planted where the database belongs is never opened.
+        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
         if let Some(db) = with_retries(dir, || rpmdb::read_dir_with(&opener, detail))? {
             return Ok(db);
         }
@@ -217,13 +219,6 @@ fn has_database_in(root: &Root, dir: &str) -> bool {
 
 fn is_regular(st: &rustix::fs::Stat) -> bool {
     rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-}
-
-/// Opens a file of the container's database for reading: looked at first (`O_PATH`,
-/// `fstat`) and opened only when it is a regular file (`Root::open`). A FIFO or a device
-/// planted where the database belongs is refused, never opened, and named for what it is.
-fn open_regular(root: &Root, path: &str) -> io::Result<std::fs::File> {
-    root.open(path)
 }
 
 /// Reads a database directory on this machine (`sidecar rpms --dbpath DIR`). DIR should

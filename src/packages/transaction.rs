@@ -13,7 +13,6 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use serde::ser::{Serialize, SerializeTuple, Serializer};
@@ -381,14 +380,13 @@ pub struct Context<'a, E> {
     pub wait: bool,
 }
 
-/// Transactions in progress in this process (a stopping server waits for them all).
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// The containers with a transaction in progress in this process (one each at most).
 static BUSY: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 static FREED: Condvar = Condvar::new();
 
-/// Transactions running now in this process.
+/// Transactions running now in this process (a stopping server waits for them all).
 pub fn active() -> usize {
-    ACTIVE.load(Ordering::SeqCst)
+    BUSY.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
 
 /// One container's transaction slot, held while rpm runs.
@@ -398,7 +396,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut busy = BUSY.lock().unwrap_or_else(|e| e.into_inner());
         busy.remove(&self.0);
-        ACTIVE.fetch_sub(1, Ordering::SeqCst);
         FREED.notify_all();
     }
 }
@@ -414,7 +411,6 @@ fn take_slot<E>(container: &str, wait: bool) -> Result<Slot, TxError<E>> {
         busy = FREED.wait(busy).unwrap_or_else(|e| e.into_inner());
     }
     busy.insert(container.to_string());
-    ACTIVE.fetch_add(1, Ordering::SeqCst);
     Ok(Slot(container.to_string()))
 }
 

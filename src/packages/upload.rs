@@ -177,24 +177,47 @@ fn check_parsed(file: File, size: u64) -> Result<Upload, UploadError> {
 pub const MAX_HEADER: u64 = 32 << 20;
 pub const MAX_SIGNATURE_HEADER: u64 = 1 << 20;
 
-/// Reads the sizes the signature header and the header declare (their 16-byte intros,
-/// after the 96-byte lead: rpm's `lib/package.c` layout) and refuses one over the limits
-/// before anything reads them whole.
-fn header_sizes(file: &File) -> Result<(), UploadError> {
-    use std::os::unix::fs::FileExt;
-    let intro = |at: u64, what: &str| -> Result<u64, UploadError> {
-        let mut b = [0u8; 16];
-        file.read_exact_at(&mut b, at)
-            .map_err(|_| UploadError::Bad(format!("the package ends inside its {what}")))?;
+/// Where the parts of an RPM package file are (rpm's `lib/package.c`): the 96-byte lead,
+/// the signature header (padded to 8 bytes), then the header. Lengths count the 16-byte
+/// intro (magic, index length, data length), the index and the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub signature_len: u64,
+    pub header_at: u64,
+    pub header_len: u64,
+}
+
+/// Reads the layout from the two headers' intros, `read16(offset)` giving the 16 bytes at
+/// an offset (`None` past the end). Checks the header magic; not the lead's.
+///
+/// # Errors
+/// A message naming the header that ends early or lacks its magic.
+pub fn layout(read16: impl Fn(u64) -> Option<[u8; 16]>) -> Result<Layout, String> {
+    let intro = |at: u64, what: &str| -> Result<u64, String> {
+        let b = read16(at).ok_or_else(|| format!("the package ends inside its {what}"))?;
         if b[..3] != [0x8e, 0xad, 0xe8] {
-            return Err(UploadError::Bad(format!(
+            return Err(format!(
                 "no {what} magic at offset {at} (not an RPM package)"
-            )));
+            ));
         }
         let il = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as u64;
         let dl = u32::from_be_bytes([b[12], b[13], b[14], b[15]]) as u64;
         Ok(16 + 16 * il + dl)
     };
+    let signature_len = intro(96, "signature header")?;
+    let header_at = (96 + signature_len).next_multiple_of(8);
+    let header_len = intro(header_at, "header")?;
+    Ok(Layout {
+        signature_len,
+        header_at,
+        header_len,
+    })
+}
+
+/// Reads the sizes the signature header and the header declare and refuses one over the
+/// limits before anything reads them whole.
+fn header_sizes(file: &File) -> Result<(), UploadError> {
+    use std::os::unix::fs::FileExt;
     let mut lead = [0u8; 4];
     file.read_exact_at(&mut lead, 0)
         .map_err(|_| UploadError::Bad("lead: the body is shorter than an RPM lead".into()))?;
@@ -203,18 +226,21 @@ fn header_sizes(file: &File) -> Result<(), UploadError> {
             "lead: no RPM lead magic (not an RPM package)".into(),
         ));
     }
-    let sig = intro(96, "signature header")?;
-    if sig > MAX_SIGNATURE_HEADER {
+    let l = layout(|at| {
+        let mut b = [0u8; 16];
+        file.read_exact_at(&mut b, at).ok().map(|_| b)
+    })
+    .map_err(UploadError::Bad)?;
+    if l.signature_len > MAX_SIGNATURE_HEADER {
         return Err(UploadError::Bad(format!(
-            "the signature header declares {sig} bytes, more than the {MAX_SIGNATURE_HEADER} the sidecar accepts"
+            "the signature header declares {} bytes, more than the {MAX_SIGNATURE_HEADER} the sidecar accepts",
+            l.signature_len
         )));
     }
-    let main = (96 + sig).next_multiple_of(8);
-    let header = intro(main, "header")?;
-    if header > MAX_HEADER {
+    if l.header_len > MAX_HEADER {
         return Err(UploadError::Bad(format!(
             "the header declares {} MiB, more than the {} MiB the sidecar accepts (real packages' headers are a few MiB)",
-            header >> 20,
+            l.header_len >> 20,
             MAX_HEADER >> 20
         )));
     }

@@ -11,30 +11,21 @@ pub mod vercmp;
 
 use crate::rpmdb::{header, Package};
 
-/// The header blob of an RPM package file (as a database stores it: no magic), after its
-/// 96-byte lead and its signature header (padded to 8 bytes), as rpm's `lib/package.c`
-/// lays them out.
+/// The header blob of an RPM package file, as a database stores it (no magic): where
+/// `upload::layout` says the header is.
 ///
 /// # Errors
 /// A message when the file is too short or a header's magic is wrong.
 pub fn header_blob(file: &[u8]) -> Result<&[u8], String> {
-    const MAGIC: [u8; 3] = [0x8e, 0xad, 0xe8];
-    let be = |b: &[u8], at: usize| -> Result<usize, String> {
-        b.get(at..at + 4)
-            .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize)
-            .ok_or_else(|| "the package ends inside a header".to_string())
-    };
-    let header_len = |at: usize| -> Result<usize, String> {
-        if file.get(at..at + 3) != Some(&MAGIC[..]) {
-            return Err(format!("no header magic at offset {at}"));
-        }
-        let (il, dl) = (be(file, at + 8)?, be(file, at + 12)?);
-        Ok(16 + il.checked_mul(16).ok_or("header index too large")? + dl)
-    };
-    let sig = 96;
-    let main = sig + header_len(sig)?.next_multiple_of(8);
-    let len = header_len(main)?;
-    file.get(main + 8..main + len)
+    let l = crate::packages::upload::layout(|at| {
+        let at = usize::try_from(at).ok()?;
+        file.get(at..at.checked_add(16)?)?.try_into().ok()
+    })?;
+    let (start, end) = (l.header_at + 8, l.header_at + l.header_len);
+    usize::try_from(start)
+        .ok()
+        .zip(usize::try_from(end).ok())
+        .and_then(|(s, e)| file.get(s..e))
         .ok_or_else(|| "the package ends inside its header".to_string())
 }
 
