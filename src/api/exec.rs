@@ -143,6 +143,7 @@ pub fn request(c: &Container, b: Body, setns_files: bool, toolkit: &str) -> ente
         setns_files,
         stdin: b.stdin,
         stdin_from_fd3: false,
+        native_job: None,
         tools: b.tools.then(|| toolkit.to_string()),
     }
 }

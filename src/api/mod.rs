@@ -406,7 +406,7 @@ impl App {
         })?;
         let mut r = Response::json(out.status, &out.reply);
         r.change = Some(json!({
-            "container": c.id, verb: out.nevra, "method": "rpm", "test": test,
+            "container": c.id, verb: out.nevra, "method": out.reply["method"], "test": test,
             "status": out.reply["status"], "problems": out.reply.get("problems"),
         }));
         Ok(r)
@@ -441,7 +441,14 @@ pub fn transact<R>(
             None,
         )
     };
+    let run_native = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
+        // argv: ["native", JOB]; the enter helper's child runs the job itself.
+        let mut req = transaction_request(c, &argv[..1], fd.is_some(), setns_files);
+        req.native_job = argv.get(1).map(|j| j.to_string());
+        exec::run_helper(&req, fd, None)
+    };
     let read_db = || packages::read_container(&root, &c.id, Detail::Full);
+    let read_files = || packages::read_container(&root, &c.id, Detail::Files);
     let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
     act(&packages::transaction::Context {
         container: &c.id,
@@ -449,6 +456,8 @@ pub fn transact<R>(
         read_db: &read_db,
         read_only_fs: &read_only_fs,
         wait,
+        run_native: &run_native,
+        read_files: &read_files,
     })
 }
 
@@ -486,6 +495,7 @@ impl From<packages::transaction::TxError<ApiError>> for ApiError {
             T::Run(e) => e,
             T::Db(e) => e.into(),
             T::RpmNotAvailable(m) => ApiError::new(422, "rpm_not_available", m),
+            T::NativeUnsupported(m) => ApiError::new(422, "native_unsupported", m),
             T::ReadOnly(m) => ApiError::new(409, "read_only_filesystem", m),
             T::InProgress(m) => ApiError::new(409, "transaction_in_progress", m),
             T::Ambiguous { spec, candidates } => ApiError::new(

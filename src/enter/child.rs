@@ -2,8 +2,10 @@
 //! found in the container's `PATH`. Why it could not `exec` goes back to the parent over a
 //! close-on-exec pipe as fixed-size records (a `Step`, an index, errno), read by `read_report`.
 //!
-//! Invariant: the child only calls async-signal-safe wrappers and ends in `exec` or
-//! `sys::exit_now`; it never returns into the parent's code.
+//! Invariant: the child ends in `exec` or `sys::exit_now`; it never returns into the
+//! parent's code. Up to the `exec` it calls only async-signal-safe wrappers, except for the
+//! native package path (`Request::native_job`), which runs in the child itself: the helper
+//! is single-threaded, so a fork of it may use the heap.
 
 use std::ffi::CString;
 use std::io::{self, Read};
@@ -143,6 +145,12 @@ pub(super) fn child(
             &io::Error::from_raw_os_error(libc::EINVAL),
         ),
     };
+    if let Some(job) = &req.native_job {
+        // Not an exec: this process is a fork of the single-threaded helper, so its heap
+        // and the whole of the sidecar's code are usable here.
+        let code = crate::packages::native::apply::main(job);
+        sys::exit_now(code);
+    }
     let prog = &req.argv[0];
     if prog.contains('/') {
         let e = sys::execve(&argv[0], &argv, &env);

@@ -109,6 +109,12 @@ pub struct Request {
     /// as `/proc/self/fd/0`. Nothing is written anywhere for it.
     #[serde(default)]
     pub stdin_from_fd3: bool,
+    /// Instead of a program, the native package path's job (JSON of
+    /// `packages::native::apply::Job`), run by the forked child itself once it is in the
+    /// container (namespaces, cgroups, root, uid 0 with the container's capabilities): no
+    /// copy of the sidecar exists there to `exec`. Its reply is the child's stdout.
+    #[serde(default)]
+    pub native_job: Option<String>,
 }
 
 /// How a program ended, and what it printed when captured.

@@ -160,6 +160,19 @@ pub fn from_xattr(raw: &[u8]) -> Caps {
     c
 }
 
+/// The `security.capability` value for `c`, as libcap's `cap_set_fd` writes it: revision 2
+/// (`VFS_CAP_REVISION_2`), the effective flag when any effective bit is set, then the
+/// permitted and inheritable sets, low words first, little-endian.
+pub fn to_xattr(c: &Caps) -> Vec<u8> {
+    let magic = 0x0200_0000 | if c.effective != 0 { FLAGS_EFFECTIVE } else { 0 };
+    let mut out = magic.to_le_bytes().to_vec();
+    for w in 0..2 {
+        out.extend_from_slice(&((c.permitted >> (32 * w)) as u32).to_le_bytes());
+        out.extend_from_slice(&((c.inheritable >> (32 * w)) as u32).to_le_bytes());
+    }
+    out
+}
+
 /// The capabilities of an open file (none when it has no `security.capability`).
 pub fn of_file(f: &File) -> Caps {
     let mut buf = [0u8; 32];

@@ -347,6 +347,9 @@ pub enum TxError<E> {
     },
     /// The database's file system is mounted read-only (409 `read_only_filesystem`).
     ReadOnly(String),
+    /// No usable rpm, and the native path cannot do it either (422 `native_unsupported`):
+    /// a BerkeleyDB or ndb database, a package it does not handle.
+    NativeUnsupported(String),
     /// Another transaction runs on this container and the caller would not wait (409).
     InProgress(String),
 }
@@ -378,6 +381,11 @@ pub struct Context<'a, E> {
     pub read_only_fs: &'a dyn Fn(&str) -> bool,
     /// Wait for another transaction on this container (`false`: 409 at once).
     pub wait: bool,
+    /// Runs this binary as `sidecar native-apply JOB` in the container (the native path,
+    /// `native::apply`), as uid 0, no time-out; `fd` becomes its stdin.
+    pub run_native: &'a RunInContainer<'a, E>,
+    /// Reads the container's database natively with every package's files (`Detail::Files`).
+    pub read_files: &'a dyn Fn() -> Result<Database, super::Error>,
 }
 
 /// The containers with a transaction in progress in this process (one each at most).
@@ -418,7 +426,7 @@ impl<E> Context<'_, E> {
     /// Checks that the container has an rpm of librpm that reads its database: one query
     /// (`rpm -q --qf MARK NAME`) answers both, as only librpm's rpm prints the mark or "is
     /// not installed"; `rpm --version` is asked only to explain a refusal.
-    fn usable_rpm(&self, probe_name: &str) -> Result<(), TxError<E>> {
+    pub(crate) fn usable_rpm(&self, probe_name: &str) -> Result<(), TxError<E>> {
         const MARK: &str = "sidecar-librpm-probe";
         let q = (self.run)(&["rpm", "-q", "--qf", MARK, probe_name], None);
         let readable = matches!(&q, Ok(f) if (f.exit_code == Some(0) && f.stdout.starts_with(MARK))
@@ -446,7 +454,7 @@ impl<E> Context<'_, E> {
         )))
     }
 
-    fn writable(&self, db: &Database) -> Result<(), TxError<E>> {
+    pub(crate) fn writable(&self, db: &Database) -> Result<(), TxError<E>> {
         if (self.read_only_fs)(&db.dir) {
             return Err(TxError::ReadOnly(format!(
                 "the RPM database of container {} ({}) is on a read-only file system: nothing was changed",
@@ -490,7 +498,9 @@ impl<E> Context<'_, E> {
             release_of(pkg),
             pkg.arch.as_deref(),
         );
-        self.usable_rpm(&arg)?;
+        if let Err(TxError::RpmNotAvailable(why)) = self.usable_rpm(&arg) {
+            return self.native_erase(pkg, &db, test, &why);
+        }
         self.writable(&db)?;
         let mut argv = vec!["rpm", "-e"];
         if test {
@@ -543,7 +553,9 @@ impl<E> Context<'_, E> {
                 nevra: Some(want),
             });
         }
-        self.usable_rpm(&upload.name)?;
+        if let Err(TxError::RpmNotAvailable(why)) = self.usable_rpm(&upload.name) {
+            return self.native_install(upload, &db, test, &why);
+        }
         self.writable(&db)?;
         let mut argv = vec!["rpm", "-U"];
         if test {

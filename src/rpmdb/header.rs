@@ -464,10 +464,15 @@ pub struct RawEntry<'a> {
 impl<'a> RawEntry<'a> {
     /// The strings of a STRING, STRING_ARRAY or I18NSTRING entry (lossy UTF-8).
     pub fn strings(&self) -> Vec<String> {
-        Header {
-            entries: vec![self.entry()],
+        match self.ty {
+            TYPE_STRING | TYPE_STRING_ARRAY | TYPE_I18NSTRING => self
+                .data
+                .split(|&b| b == 0)
+                .take(self.count as usize)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+            _ => Vec::new(),
         }
-        .strings(self.tag)
     }
 
     /// The numbers of an INT8/CHAR, INT16, INT32 or INT64 entry.

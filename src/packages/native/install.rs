@@ -1,0 +1,621 @@
+//! A native install or update, in a process chrooted into the container (see `apply`):
+//! 1. **Refuse** before anything is written what the native path will not do: a path that
+//!    is not normal (`..`), a file under a symlink of the same package (a write through
+//!    it), a device node.
+//! 2. **Stage** every file of the payload (the `rpm` crate decompresses it and walks its
+//!    cpio, matched to the header's file list) under a temporary name in its directory
+//!    (`.name;<tid>`, as rpm's own), with its mode, owner (names looked up in the
+//!    container's `/etc/passwd` and `/etc/group`; an unknown one is root, and loses a
+//!    setuid/setgid bit, as rpm does), mtime and file capabilities; its size and digest
+//!    checked against the header. Hardlink sets are linked to the member that carries the
+//!    content. Directories are made when missing. `%config` files follow rpm's rules
+//!    (`rpmfiDecideFate`): a changed `%config(noreplace)` gets the new one as `.rpmnew`,
+//!    another changed `%config` is kept as `.rpmsave` (update) or `.rpmorig` (install).
+//! 3. **Register** the header (`store`) and its index keys in one SQLite transaction,
+//!    the replaced package's removed in the same one.
+//! 4. **Commit**: every staged file renamed into place, then the replaced package's files
+//!    no package owns any more removed, then the database transaction committed.
+//!
+//! Invariant: a failure in steps 1–3 removes every staged file and made directory and
+//! rolls the database back: the container is as it was.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufReader, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+
+use super::apply::{Applied, Installed};
+use super::place::{disk_digest, lstat, rename_in, Dirs, Hasher, Ids, Place};
+use super::{index, sqlite, store};
+use crate::rootfs::Root;
+use crate::rpmdb::{header, FileEntry};
+
+const FILE_CONFIG: u32 = 1 << 0;
+const FILE_NOREPLACE: u32 = 1 << 4;
+const FILE_GHOST: u32 = 1 << 6;
+const TAG_FILEINODES: u32 = 1096;
+
+const S_IFMT: u16 = 0o170000;
+const S_IFDIR: u16 = 0o040000;
+const S_IFREG: u16 = 0o100000;
+const S_IFLNK: u16 = 0o120000;
+const S_IFIFO: u16 = 0o010000;
+
+/// What becomes of one file at commit.
+#[derive(Debug)]
+enum Fate {
+    /// The staged file replaces whatever is at the place.
+    Create,
+    /// The file on disk is kept; the staged one goes in as `.rpmnew`.
+    AltName,
+    /// The file on disk is renamed to `.rpmsave`/`.rpmorig`; the staged one goes in.
+    Backup(&'static str),
+    /// The file on disk is kept as it is; nothing was staged.
+    Skip,
+}
+
+struct Staged {
+    place: Place,
+    tmp: String,
+    fate: Fate,
+}
+
+/// The package file's headers, read from the front of `pkg`.
+fn read_headers(pkg: &std::fs::File) -> Result<Vec<u8>, String> {
+    let l = crate::packages::upload::layout(|at| {
+        let mut b = [0u8; 16];
+        pkg.read_exact_at(&mut b, at).ok().map(|_| b)
+    })?;
+    let len = usize::try_from(l.header_at + l.header_len).map_err(|e| e.to_string())?;
+    let mut head = vec![0u8; len];
+    pkg.read_exact_at(&mut head, 0)
+        .map_err(|e| format!("cannot read the package: {e}"))?;
+    Ok(head)
+}
+
+/// Installs the package in `pkg` (checked by the server: digests, dependencies,
+/// conflicts), replacing installed instance `replace` when it is an update.
+///
+/// # Errors
+/// Why nothing was installed (the container is as it was), or, after the commit began,
+/// what failed (then said so).
+pub fn install(
+    root: &Root,
+    db: &Installed,
+    mut pkg: std::fs::File,
+    time: u32,
+    replace: Option<u32>,
+) -> Result<Applied, String> {
+    let head = read_headers(&pkg)?;
+    let (sig_blob, hdr_blob) = super::blobs(&head)?;
+    let parsed = header::parse_files(hdr_blob, 0).map_err(|e| format!("package header: {e}"))?;
+    let algo = match parsed.more().digest_algo {
+        0 => 1, // rpm: no FILEDIGESTALGO means MD5
+        a => a,
+    };
+    let files: Vec<FileEntry> = parsed.more().entries.clone();
+    let raw = header::raw_entries(hdr_blob).map_err(|e| e.to_string())?;
+    let inodes: Vec<u64> = raw
+        .iter()
+        .rev()
+        .find(|e| e.tag == TAG_FILEINODES)
+        .map(|e| e.numbers())
+        .unwrap_or_default();
+    refuse_hostile(&files)?;
+    let old = replace.and_then(|i| db.packages.iter().find(|p| p.instance == i));
+    let old_files: HashMap<&str, &FileEntry> = old
+        .map(|p| {
+            p.more()
+                .entries
+                .iter()
+                .map(|f| (f.path.as_str(), f))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ids = Ids::read(root);
+    let mut warnings = Vec::new();
+    let by_path: HashMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.path.as_str(), i))
+        .collect();
+    let tid_suffix = format!(";{time:08x}");
+
+    let mut dirs = Dirs::new(root);
+    let mut staged: Vec<Staged> = Vec::new();
+    let result = (|| -> Result<(), String> {
+        // Step 2: stage, in payload order.
+        pkg.rewind().map_err(|e| e.to_string())?;
+        let mut reader = rpm::PackageReader::parse(BufReader::with_capacity(
+            256 << 10,
+            pkg.try_clone().map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("payload: {e}"))?;
+        let mut seen = vec![false; files.len()];
+        // Hardlink sets: inode -> (the staged member with content, members waiting).
+        let mut links: BTreeMap<u64, (Option<usize>, Vec<usize>)> = BTreeMap::new();
+        let nlink = |i: usize| {
+            inodes
+                .get(i)
+                .map_or(1, |ino| inodes.iter().filter(|x| *x == ino).count())
+        };
+        loop {
+            let mut next = match reader.next_file() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(format!("payload: {e}")),
+            };
+            let path = next.metadata.path().to_string_lossy().into_owned();
+            let Some(&i) = by_path.get(path.as_str()) else {
+                return Err(format!("payload: {path} is not in the header's file list"));
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(format!("payload: {path} appears twice"));
+            }
+            let f = &files[i];
+            if f.flags & FILE_GHOST != 0 {
+                continue; // rpm creates no %ghost file
+            }
+            let kind = f.mode & S_IFMT;
+            if kind == S_IFDIR {
+                make_dir(&mut dirs, f, &ids, &mut warnings)?;
+                continue;
+            }
+            let place = dirs.place(&f.path, true)?;
+            let fate = decide(&place, f, old_files.get(f.path.as_str()).copied(), algo);
+            if matches!(fate, Fate::Skip) {
+                continue;
+            }
+            let tmp = format!(".{}{tid_suffix}", place.name);
+            if kind == S_IFREG && nlink(i) > 1 {
+                let ino = inodes[i];
+                let set = links.entry(ino).or_default();
+                // rpm's cpio carries a set's content once, with the member that has it.
+                if next.has_payload() && set.0.is_none() {
+                    write_regular(&place, &tmp, f, &mut next, algo, &ids, &mut warnings)?;
+                    set.0 = Some(staged.len());
+                } else {
+                    set.1.push(staged.len());
+                    staged.push(Staged { place, tmp, fate });
+                    continue;
+                }
+            } else {
+                match kind {
+                    S_IFREG => {
+                        write_regular(&place, &tmp, f, &mut next, algo, &ids, &mut warnings)?
+                    }
+                    S_IFLNK => write_symlink(&place, &tmp, f, &ids, &mut warnings)?,
+                    S_IFIFO => {
+                        rustix::fs::mknodat(
+                            &*place.dir,
+                            tmp.as_str(),
+                            rustix::fs::FileType::Fifo,
+                            Mode::from_raw_mode(0),
+                            0,
+                        )
+                        .map_err(|e| format!("cannot create {}: {e}", f.path))?;
+                        set_meta_at(&place, &tmp, f, &ids, &mut warnings)?;
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{}: file type {:o} is not installed natively",
+                            f.path, kind
+                        ))
+                    }
+                }
+            }
+            staged.push(Staged { place, tmp, fate });
+        }
+        // Members of a hardlink set without content: links to the one with it.
+        for (_, (with, members)) in links {
+            let Some(w) = with else {
+                // No member carried content: an empty file, then links to it.
+                let Some((&first, rest)) = members.split_first() else {
+                    continue;
+                };
+                let s = &staged[first];
+                let f = &files[by_path[s.place.path.as_str()]];
+                write_regular(
+                    &s.place,
+                    &s.tmp,
+                    f,
+                    &mut std::io::empty(),
+                    algo,
+                    &ids,
+                    &mut warnings,
+                )?;
+                for &m in rest {
+                    link(&staged[first], &staged[m])?;
+                }
+                continue;
+            };
+            for &m in &members {
+                link(&staged[w], &staged[m])?;
+            }
+        }
+        // Files the header lists and the payload lacks (other than ghosts and directories).
+        for (i, f) in files.iter().enumerate() {
+            if !seen[i] && f.flags & FILE_GHOST == 0 && f.mode & S_IFMT != S_IFDIR {
+                return Err(format!(
+                    "payload: {} is missing (the archive ends early)",
+                    f.path
+                ));
+            }
+            if !seen[i] && f.mode & S_IFMT == S_IFDIR {
+                make_dir(&mut dirs, f, &ids, &mut warnings)?;
+            }
+        }
+        Ok(())
+    })();
+    let fail = |staged: &[Staged], dirs: &mut Dirs, e: String| {
+        for s in staged {
+            let _ = rustix::fs::unlinkat(&*s.place.dir, s.tmp.as_str(), AtFlags::empty());
+        }
+        dirs.remove_created();
+        Err(e)
+    };
+    if let Err(e) = result {
+        return fail(&staged, &mut dirs, e);
+    }
+
+    // Step 3: register (not yet committed).
+    let states = vec![0u8; files.len()];
+    let install = store::Install {
+        time,
+        tid: time,
+        color: store::transaction_color(),
+        file_states: states,
+    };
+    let blob = match store::stored_header(sig_blob, hdr_blob, &install) {
+        Ok(b) => b,
+        Err(e) => return fail(&staged, &mut dirs, e),
+    };
+    let keys = match index::index_keys(&blob) {
+        Ok(k) => k,
+        Err(e) => return fail(&staged, &mut dirs, format!("stored header: {e}")),
+    };
+    let mut conn = match sqlite::open(&db.sqlite_path()) {
+        Ok(c) => c,
+        Err(e) => return fail(&staged, &mut dirs, e),
+    };
+    let tx = match conn.transaction() {
+        Ok(t) => t,
+        Err(e) => return fail(&staged, &mut dirs, e.to_string()),
+    };
+    let hnum = match replace
+        .map_or(Ok(()), |i| sqlite::remove(&tx, i))
+        .and_then(|()| sqlite::add(&tx, &blob, &keys))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            drop(tx);
+            return fail(&staged, &mut dirs, e);
+        }
+    };
+
+    // Step 4: commit.
+    for s in &staged {
+        let p = &s.place;
+        match s.fate {
+            Fate::Create => rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?,
+            Fate::AltName => {
+                let alt = format!("{}.rpmnew", p.name);
+                rename_in(&*p.dir, &s.tmp, &alt, &p.path)?;
+                warnings.push(format!("warning: {} created as {}.rpmnew", p.path, p.path));
+            }
+            Fate::Backup(ext) => {
+                let saved = format!("{}{ext}", p.name);
+                rename_in(&*p.dir, &p.name, &saved, &p.path)?;
+                rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?;
+                warnings.push(format!("warning: {} saved as {}{ext}", p.path, p.path));
+            }
+            Fate::Skip => {}
+        }
+    }
+    if let Some(old) = old {
+        let keep: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let owned = db.owned_by_others(old.instance);
+        let gone: Vec<&FileEntry> = old
+            .more()
+            .entries
+            .iter()
+            .filter(|f| !keep.contains(f.path.as_str()) && !owned.contains(f.path.as_str()))
+            .collect();
+        super::erase::remove_files(&mut dirs, &gone, algo_of(old), &mut warnings);
+    }
+    tx.commit()
+        .map_err(|e| format!("the files are in place but the database commit failed: {e}"))?;
+    sqlite::close(conn);
+    Ok(Applied {
+        instance: hnum,
+        warnings,
+        skipped_scriptlets: super::apply::scriptlets(&raw, true),
+    })
+}
+
+/// The digest algorithm of an installed package's file digests.
+pub fn algo_of(p: &crate::rpmdb::Package) -> u32 {
+    match p.more().digest_algo {
+        0 => 1,
+        a => a,
+    }
+}
+
+/// Step 1: what the native path refuses to write.
+fn refuse_hostile(files: &[FileEntry]) -> Result<(), String> {
+    let symlinks: BTreeSet<&str> = files
+        .iter()
+        .filter(|f| f.mode & S_IFMT == S_IFLNK)
+        .map(|f| f.path.as_str())
+        .collect();
+    for f in files {
+        super::place::split(&f.path)?;
+        match f.mode & S_IFMT {
+            S_IFDIR | S_IFREG | S_IFLNK | S_IFIFO => {}
+            0o020000 | 0o060000 => {
+                return Err(format!(
+                    "{}: a device node; the native path installs none (refused)",
+                    f.path
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{}: file type {other:o} is not installed natively (refused)",
+                    f.path
+                ))
+            }
+        }
+        let mut at = 0;
+        while let Some(i) = f.path[at + 1..].find('/') {
+            at += 1 + i;
+            let prefix = &f.path[..at];
+            if symlinks.contains(prefix) {
+                return Err(format!(
+                    "{}: written through {prefix}, a symlink of the same package (refused)",
+                    f.path
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// rpm's `rpmfiDecideFate` for a file about to be written at `place`.
+fn decide(place: &Place, new: &FileEntry, old: Option<&FileEntry>, algo: u32) -> Fate {
+    if new.flags & FILE_CONFIG == 0 || new.mode & S_IFMT != S_IFREG {
+        return Fate::Create;
+    }
+    let Some(st) = lstat(place) else {
+        return Fate::Create;
+    };
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Fate::Create;
+    }
+    let Some(disk) = disk_digest(place, algo) else {
+        return Fate::Create;
+    };
+    if disk == new.digest {
+        return Fate::Create;
+    }
+    match old {
+        Some(o) if o.digest == disk => Fate::Create, // unmodified: replaced
+        Some(o) if o.digest == new.digest => Fate::Skip, // modified, nothing new to give
+        _ if new.flags & FILE_NOREPLACE != 0 => Fate::AltName,
+        Some(_) => Fate::Backup(".rpmsave"),
+        None => Fate::Backup(".rpmorig"),
+    }
+}
+
+/// Owner of a file: rpm's lookup, an unknown name being root (with rpm's warning), and
+/// the setuid/setgid bit it would have given that name dropped.
+fn owner(f: &FileEntry, ids: &Ids, warnings: &mut Vec<String>) -> (u32, u32, u32) {
+    let mut mode = u32::from(f.mode) & 0o7777;
+    let uid = ids.uid(&f.user).unwrap_or_else(|| {
+        warnings.push(format!(
+            "warning: user {} does not exist - using root",
+            f.user
+        ));
+        mode &= !0o4000;
+        0
+    });
+    let gid = ids.gid(&f.group).unwrap_or_else(|| {
+        warnings.push(format!(
+            "warning: group {} does not exist - using root",
+            f.group
+        ));
+        mode &= !0o2000;
+        0
+    });
+    (uid, gid, mode)
+}
+
+fn make_dir(
+    dirs: &mut Dirs,
+    f: &FileEntry,
+    ids: &Ids,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let before = dirs.created.len();
+    let fd = dirs.get(f.path.trim_end_matches('/'), true)?;
+    // Only a directory this made gets the header's owner and mode; an existing one is the
+    // container's and stays as it is.
+    if dirs.created.len() > before
+        && dirs
+            .created
+            .last()
+            .is_some_and(|d| d == f.path.trim_end_matches('/'))
+    {
+        let (uid, gid, mode) = owner(f, ids, warnings);
+        let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
+        rustix::fs::chownat(
+            &*fd,
+            "",
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::EMPTY_PATH,
+        )
+        .map_err(at)?;
+        let dir = rustix::fs::openat(
+            &*fd,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(at)?;
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode)).map_err(at)?;
+    }
+    Ok(())
+}
+
+fn write_regular(
+    place: &Place,
+    tmp: &str,
+    f: &FileEntry,
+    content: &mut dyn Read,
+    algo: u32,
+    ids: &Ids,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&*place.dir, tmp, flags, Mode::from_raw_mode(0o600))
+        .map_err(|e| format!("cannot create {}: {e}", f.path))?;
+    let mut out = std::fs::File::from(fd);
+    let mut hash = Hasher::new(algo);
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = content
+            .read(&mut buf)
+            .map_err(|e| format!("payload: {}: {e}", f.path))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > f.size {
+            break;
+        }
+        if let Some(h) = &mut hash {
+            h.update(&buf[..n]);
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write {}: {e}", f.path))?;
+    }
+    if total != f.size {
+        return Err(format!(
+            "payload: {}: {total}{} bytes where the header says {} (the archive is damaged or lies)",
+            f.path,
+            if total > f.size { "+" } else { "" },
+            f.size
+        ));
+    }
+    if let (Some(h), false) = (hash, f.digest.is_empty()) {
+        let got = h.hex();
+        if got != f.digest {
+            return Err(format!(
+                "payload: {}: digest mismatch (header {}, content {got})",
+                f.path, f.digest
+            ));
+        }
+    }
+    let (uid, gid, mode) = owner(f, ids, warnings);
+    let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
+    rustix::fs::fchown(
+        &out,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(at)?;
+    rustix::fs::fchmod(&out, Mode::from_raw_mode(mode)).map_err(at)?;
+    if !f.caps.is_empty() {
+        if let Some(c) = crate::packages::caps::from_text(&f.caps) {
+            rustix::fs::fsetxattr(
+                &out,
+                "security.capability",
+                &crate::packages::caps::to_xattr(&c),
+                rustix::fs::XattrFlags::empty(),
+            )
+            .map_err(|e| format!("cannot set the capabilities of {}: {e}", f.path))?;
+        }
+    }
+    let t = Timespec {
+        tv_sec: i64::from(f.mtime),
+        tv_nsec: 0,
+    };
+    rustix::fs::futimens(
+        &out,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+    )
+    .map_err(at)?;
+    Ok(())
+}
+
+fn write_symlink(
+    place: &Place,
+    tmp: &str,
+    f: &FileEntry,
+    ids: &Ids,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    rustix::fs::symlinkat(f.linkto.as_str(), &*place.dir, tmp)
+        .map_err(|e| format!("cannot create {}: {e}", f.path))?;
+    set_meta_at(place, tmp, f, ids, warnings)
+}
+
+/// Owner and mtime of a staged entry that cannot be opened (symlink, FIFO), by name.
+fn set_meta_at(
+    place: &Place,
+    tmp: &str,
+    f: &FileEntry,
+    ids: &Ids,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let (uid, gid, mode) = owner(f, ids, warnings);
+    let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
+    rustix::fs::chownat(
+        &*place.dir,
+        tmp,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(at)?;
+    if f.mode & S_IFMT != S_IFLNK {
+        rustix::fs::chmodat(
+            &*place.dir,
+            tmp,
+            Mode::from_raw_mode(mode),
+            AtFlags::empty(),
+        )
+        .map_err(at)?;
+    }
+    let t = Timespec {
+        tv_sec: i64::from(f.mtime),
+        tv_nsec: 0,
+    };
+    rustix::fs::utimensat(
+        &*place.dir,
+        tmp,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(at)?;
+    Ok(())
+}
+
+fn link(from: &Staged, to: &Staged) -> Result<(), String> {
+    rustix::fs::linkat(
+        &*from.place.dir,
+        from.tmp.as_str(),
+        &*to.place.dir,
+        to.tmp.as_str(),
+        AtFlags::empty(),
+    )
+    .map_err(|e| format!("cannot link {} to {}: {e}", to.place.path, from.place.path))
+}

@@ -1,0 +1,708 @@
+//! Native install and erase (issue 12), in containers made with `unshare` that have an RPM
+//! database but no rpm: a tmpfs root holding only a static busybox, `/etc/passwd`,
+//! `/etc/group` and a SQLite database seeded by Debian's rpm (`rpm --root … -i`). Packages
+//! are built here with `rpmbuild`. After each native change, Debian's real rpm, pointed at
+//! the container's root (`rpm --root /proc/<pid>/root`), must agree: `-qa`, `-q`, `-qf`, `-V`,
+//! `-e`; and what the native path stored must be what rpm itself stores for the same
+//! package (the header, save for the install time, and every index row).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const TOOLS: [&str; 6] = [
+    "unshare",
+    "curl",
+    "rpm",
+    "rpmbuild",
+    "nsenter",
+    "/bin/busybox",
+];
+
+/// name-version-release, extra preamble, %install lines, %files lines, scriptlets.
+struct Pkg {
+    nvr: (&'static str, &'static str, &'static str),
+    preamble: &'static str,
+    install: &'static str,
+    files: &'static str,
+    scripts: &'static str,
+}
+
+const SPECS: &[Pkg] = &[
+    Pkg {
+        nvr: ("base", "1", "1"),
+        preamble: "Provides: /bin/sh",
+        install: "mkdir -p %{buildroot}/etc && echo base > %{buildroot}/etc/base.txt",
+        files: "/etc/base.txt",
+        scripts: "",
+    },
+    Pkg {
+        nvr: ("seeded", "1", "1"),
+        preamble: "Requires: base",
+        install: "mkdir -p %{buildroot}/usr/share/seeded %{buildroot}/etc\n\
+                  echo one > %{buildroot}/usr/share/seeded/one\n\
+                  echo conf > %{buildroot}/etc/seeded.conf\n\
+                  ln -s one %{buildroot}/usr/share/seeded/link",
+        files: "/usr/share/seeded\n%config /etc/seeded.conf",
+        scripts: "%preun\necho bye",
+    },
+    Pkg {
+        nvr: ("tool", "1", "1"),
+        preamble: "Requires: base >= 1",
+        install: "mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share/tool %{buildroot}/etc\n\
+                  printf '#!/bin/sh\\necho tool 1\\n' > %{buildroot}/usr/bin/tool\n\
+                  echo data > %{buildroot}/usr/share/tool/data.txt\n\
+                  echo only-in-1 > %{buildroot}/usr/share/tool/old.txt\n\
+                  echo same > %{buildroot}/usr/share/tool/h1\n\
+                  ln %{buildroot}/usr/share/tool/h1 %{buildroot}/usr/share/tool/h2\n\
+                  ln -s data.txt %{buildroot}/usr/share/tool/link\n\
+                  echo conf-1 > %{buildroot}/etc/tool.conf",
+        files: "%attr(0755,root,root) /usr/bin/tool\n/usr/share/tool\n%config(noreplace) /etc/tool.conf\n%ghost /var/log/tool.log",
+        scripts: "%post\necho installed",
+    },
+    Pkg {
+        nvr: ("tool", "2", "1"),
+        preamble: "Requires: base >= 1",
+        install: "mkdir -p %{buildroot}/usr/bin %{buildroot}/usr/share/tool %{buildroot}/etc\n\
+                  printf '#!/bin/sh\\necho tool 2\\n' > %{buildroot}/usr/bin/tool\n\
+                  echo data > %{buildroot}/usr/share/tool/data.txt\n\
+                  echo conf-2 > %{buildroot}/etc/tool.conf",
+        files: "%attr(0755,root,root) /usr/bin/tool\n/usr/share/tool\n%config(noreplace) /etc/tool.conf",
+        scripts: "",
+    },
+    Pkg {
+        nvr: ("needy", "1", "1"),
+        preamble: "Requires: libmissing >= 2\nRequires: /etc/base.txt",
+        install: "",
+        files: "",
+        scripts: "",
+    },
+    Pkg {
+        nvr: ("clash", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/etc && echo other > %{buildroot}/etc/base.txt",
+        files: "/etc/base.txt",
+        scripts: "",
+    },
+    Pkg {
+        nvr: ("suid", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/usr/bin && echo s > %{buildroot}/usr/bin/suid && echo c > %{buildroot}/usr/bin/capped",
+        files: "%attr(4755,nosuchuser,nosuchgroup) /usr/bin/suid\n%caps(cap_net_raw=ep) %attr(0755,root,root) /usr/bin/capped",
+        scripts: "",
+    },
+    Pkg {
+        nvr: ("devnode", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/usr/share/devnode && echo x > %{buildroot}/usr/share/devnode/x",
+        files: "/usr/share/devnode/x\n%dev(c,1,3) %attr(0666,root,root) /usr/share/devnode/null",
+        scripts: "",
+    },
+    // For the hostile edits of tests/tools/repack.py: names of equal length to swap.
+    Pkg {
+        nvr: ("evil", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/opt/ev/lx %{buildroot}/opt/ev/zz\n\
+                  echo payload-one > %{buildroot}/opt/ev/lx/f\n\
+                  echo payload-two > %{buildroot}/opt/ev/zz/g\n\
+                  ln -s /etc %{buildroot}/opt/ev/ln",
+        files: "/opt/ev/lx/f\n/opt/ev/zz/g\n/opt/ev/ln",
+        scripts: "",
+    },
+];
+
+/// The packages, built once per test binary (uncompressed payloads for the hostile edits
+/// of `evil`, xz for the rest as distributions ship): their files by NEVRA.
+fn packages() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let top = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sidecar-native-rpms-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&top);
+        std::fs::create_dir_all(&top).unwrap();
+        let mut out = BTreeMap::new();
+        for (i, p) in SPECS.iter().enumerate() {
+            let (n, v, r) = p.nvr;
+            let spec = format!(
+                "Name: {n}\nVersion: {v}\nRelease: {r}\nSummary: test\nLicense: MIT\nBuildArch: noarch\nAutoReqProv: no\n{}\n%description\ntest\n%install\n{}\n%files\n{}\n{}\n",
+                p.preamble, p.install, p.files, p.scripts
+            );
+            let f = top.join(format!("{i}.spec"));
+            std::fs::write(&f, spec).unwrap();
+            let payload = if n == "evil" { "w0.ufdio" } else { "w2.xzdio" };
+            let out_ = Command::new("rpmbuild")
+                .args(["--quiet", "--define"])
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--define", &format!("_binary_payload {payload}")])
+                .arg("-bb")
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(out_.status.success(), "rpmbuild {n}: {}", String::from_utf8_lossy(&out_.stderr));
+            let nevra = format!("{n}-{v}-{r}.noarch");
+            out.insert(nevra.clone(), top.join("RPMS/noarch").join(format!("{nevra}.rpm")));
+        }
+        out
+    })
+}
+
+fn rpm_file(nevra: &str) -> &'static Path {
+    packages()
+        .get(nevra)
+        .unwrap_or_else(|| panic!("no package {nevra}"))
+}
+
+/// A container with a database and no rpm: a tmpfs root in its own mount namespace.
+struct Micro {
+    id: String,
+    /// The tmpfs root's mount point in the container's mount namespace.
+    layer: String,
+    child: Child,
+    init: u32,
+    cgroups: Vec<PathBuf>,
+    _seed: TempDir,
+}
+
+impl Micro {
+    fn start(installed: &[&str]) -> Micro {
+        let id = random_id();
+        let seed = TempDir::new("nativeseed");
+        let s = seed.path();
+        for d in ["bin", "etc", "proc", "dev", "tmp", "var/lib/rpm"] {
+            std::fs::create_dir_all(s.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", s.join("bin/busybox")).unwrap();
+        for a in ["sh", "sleep", "cat", "ls", "grep", "mount"] {
+            std::os::unix::fs::symlink("busybox", s.join("bin").join(a)).unwrap();
+        }
+        std::fs::write(
+            s.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:2:2::/:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(s.join("etc/group"), "root:x:0:\ndaemon:x:2:\n").unwrap();
+        real_rpm(s, &["--initdb"]);
+        for n in installed {
+            real_rpm(
+                s,
+                &[
+                    "-i",
+                    "--nodeps",
+                    "--noscripts",
+                    rpm_file(n).to_str().unwrap(),
+                ],
+            );
+        }
+        let mut cgroups = Vec::new();
+        for h in ["pids", "systemd"] {
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/libpod_parent/libpod-{id}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            cgroups.push(dir);
+        }
+        let layer = format!("/tmp/sidecar-native-{}", &id[..12]);
+        let script = format!(
+            "set -e; L={layer}; mkdir -p $L; mount -t tmpfs tmpfs $L; cp -a {seed}/. $L/; \
+             mount --rbind /dev $L/dev; hostname {host}; \
+             exec chroot $L /bin/sh -c 'mount -t proc proc /proc; \
+             until grep -q libpod-{id} /proc/self/cgroup; do sleep 0.02; done; exec sleep 100000'",
+            seed = s.display(),
+            host = &id[..12],
+        );
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--net",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+            ])
+            .arg(&script)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let init = loop {
+            if let Some(&k) = children(child.id()).first() {
+                break k;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the container did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for cg in &cgroups {
+            std::fs::write(cg.join("cgroup.procs"), init.to_string()).unwrap();
+        }
+        let c = Micro {
+            id,
+            layer: layer.clone(),
+            child,
+            init,
+            cgroups,
+            _seed: seed,
+        };
+        wait_until("the container's sleep", Duration::from_secs(10), || {
+            sidecar::procfs::argv(c.init).is_ok_and(|a| a.first().is_some_and(|p| p == "sleep"))
+        });
+        c
+    }
+
+    fn short(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The container's root as this machine reaches it.
+    fn root(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.init))
+    }
+
+    /// Debian's rpm on the container's root and database: run in the container's mount
+    /// namespace, where the root is a mount point rpm can name (SQLite resolves the path it
+    /// opens, and `/proc/<pid>/root` resolves to a path of that namespace).
+    fn rpm(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args([
+                "-t",
+                &self.init.to_string(),
+                "-m",
+                "--",
+                "rpm",
+                "--root",
+                &self.layer,
+            ])
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args)
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap()
+    }
+
+    fn qa(&self) -> Vec<String> {
+        let out = self.rpm(&["-qa"]);
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "rpm -qa: {}",
+            text(&out)
+        );
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every file under the root (but /proc, /dev and SQLite's `-shm`) with its type, mode,
+    /// owner, size and content digest: what a failed transaction must leave as it was.
+    fn state(&self) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.init.to_string(), "-m", "-r", "--", "/bin/sh", "-c"])
+            .arg("cd / && for f in $(find / -path /proc -prune -o -path /dev -prune -o ! -name '*-shm' -print | sort); do \
+                  if [ -f $f ]; then echo \"$f $(stat -c '%F %a %u:%g %s' $f) $(md5sum < $f)\"; else echo \"$f $(stat -c '%F %a %u:%g' $f)\"; fi; done")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root().join(p.trim_start_matches('/'))
+    }
+}
+
+impl Drop for Micro {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.init.to_string())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The tmpfs was mounted in the container's mount namespace only: here its mount
+        // point is an empty directory (removing it earlier would detach the mount there).
+        let _ = std::fs::remove_dir(&self.layer);
+        for _ in 0..50 {
+            if self
+                .cgroups
+                .iter()
+                .all(|cg| std::fs::remove_dir(cg).is_ok() || !cg.exists())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn real_rpm(root: &Path, args: &[&str]) {
+    let out = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rpm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn install(server: &Server, c: &str, file: &Path, query: &str) -> (u16, Value) {
+    let (status, body) = curl(&[
+        "--digest",
+        "--user",
+        &format!("{USER}:{PASSWORD}"),
+        "-T",
+        file.to_str().unwrap(),
+        &format!("{}/{c}/rpms{query}", server.url),
+    ]);
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn install_natively_then_rpm_agrees() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    assert!(!c.path("/usr/bin/rpm").exists() && !c.path("/bin/rpm").exists());
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "installed", "{v}");
+    assert_eq!(v["method"], "native", "{v}");
+    assert_eq!(v["signature"], "not checked", "{v}");
+    assert_eq!(v["skipped_scriptlets"], serde_json::json!(["%post"]), "{v}");
+    assert_eq!(v["package"]["name"], "tool", "{v}");
+    // The files, with the header's modes, links and content.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tool = std::fs::metadata(c.path("/usr/bin/tool")).unwrap();
+    assert_eq!(tool.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::read_to_string(c.path("/usr/bin/tool")).unwrap(),
+        "#!/bin/sh\necho tool 1\n"
+    );
+    assert_eq!(
+        std::fs::read_link(c.path("/usr/share/tool/link")).unwrap(),
+        Path::new("data.txt")
+    );
+    let (h1, h2) = (
+        std::fs::metadata(c.path("/usr/share/tool/h1")).unwrap(),
+        std::fs::metadata(c.path("/usr/share/tool/h2")).unwrap(),
+    );
+    assert_eq!(
+        (h1.ino(), h1.nlink()),
+        (h2.ino(), 2),
+        "a hardlink set stays one inode"
+    );
+    assert!(
+        !c.path("/var/log/tool.log").exists(),
+        "no %ghost file is created"
+    );
+    // No temporary name is left anywhere.
+    let leftovers = Command::new("find")
+        .arg(c.path("/usr"))
+        .arg(c.path("/etc"))
+        .args(["-name", "*;*"])
+        .output()
+        .unwrap();
+    assert!(leftovers.stdout.is_empty(), "{}", text(&leftovers));
+    // Debian's rpm agrees.
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-1-1.noarch"]);
+    let q = c.rpm(&["-q", "tool"]);
+    assert!(q.status.success(), "{}", text(&q));
+    let v_ = c.rpm(&["-V", "--nodeps", "--noscripts", "tool"]);
+    assert!(
+        v_.status.success() && v_.stdout.is_empty(),
+        "rpm -V: {}",
+        text(&v_)
+    );
+    let qf = c.rpm(&["-qf", "/usr/bin/tool"]);
+    assert_eq!(
+        String::from_utf8_lossy(&qf.stdout),
+        "tool-1-1.noarch\n",
+        "{}",
+        text(&qf)
+    );
+    let wp = c.rpm(&["-q", "--whatrequires", "base"]);
+    assert_eq!(
+        String::from_utf8_lossy(&wp.stdout),
+        "tool-1-1.noarch\n",
+        "{}",
+        text(&wp)
+    );
+    let vdb = c.rpm(&["--verifydb"]);
+    assert!(vdb.status.success(), "{}", text(&vdb));
+    // What was stored is what rpm stores for the same package.
+    same_as_rpm_stores(&c, "tool-1-1.noarch");
+    // And rpm can erase it.
+    let e = c.rpm(&["-e", "--noscripts", "tool"]);
+    assert!(e.status.success(), "{}", text(&e));
+    assert!(!c.path("/usr/bin/tool").exists());
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+}
+
+/// Installs `nevra` with Debian's rpm into a scratch database and compares, row by row, what
+/// it stored with what the container's database holds for the package of that name: the
+/// header (all but INSTALLTIME, INSTALLTID) and every index table (keys and idx).
+fn same_as_rpm_stores(c: &Micro, nevra: &str) {
+    let scratch = TempDir::new("nativecmp");
+    real_rpm(scratch.path(), &["--initdb"]);
+    real_rpm(
+        scratch.path(),
+        &[
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            rpm_file(nevra).to_str().unwrap(),
+        ],
+    );
+    let name = nevra.split('-').next().unwrap();
+    // Python's sqlite3 in the container's mount namespace (see `Micro::rpm`).
+    let dump = |db: &Path| {
+        let out = Command::new("nsenter")
+            .args(["-t", &c.init.to_string(), "-m", "--", "python3", "-c"])
+            .arg(DUMP_PY)
+            .arg(db)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let theirs = dump(&scratch.path().join("var/lib/rpm/rpmdb.sqlite"));
+    let ours = dump(&Path::new(&c.layer).join("var/lib/rpm/rpmdb.sqlite"));
+    assert_eq!(ours, theirs);
+}
+
+/// Prints a package's header entries (tag, type, count, data; install time and TID left
+/// out) and its rows in every index table, sorted.
+const DUMP_PY: &str = r#"
+import sqlite3, struct, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+hnum = db.execute("select hnum from Name where key = ?", (sys.argv[2],)).fetchone()[0]
+blob = db.execute("select blob from Packages where hnum = ?", (hnum,)).fetchone()[0]
+il, dl = struct.unpack(">II", blob[:8])
+data = blob[8 + 16 * il:]
+ents = [struct.unpack(">IIiI", blob[8 + 16 * i:24 + 16 * i]) for i in range(il)]
+offs = sorted(set([o for _, _, o, _ in ents] + [dl]))
+for tag, ty, off, cnt in ents:
+    if tag in (1008, 1128):
+        print(tag, ty, cnt, "(time)")
+        continue
+    end = offs[offs.index(off) + 1]
+    print(tag, ty, off, cnt, data[off:end].hex())
+names = "Name Basenames Group Requirename Providename Conflictname Obsoletename Triggername Dirnames Installtid Sigmd5 Sha1header Filetriggername Transfiletriggername Recommendname Suggestname Supplementname Enhancename"
+for t in names.split():
+    rows = sorted((k.hex() if isinstance(k, bytes) else k, i) for k, i in db.execute("select key, idx from '%s' where hnum = ?" % t, (hnum,)) if t != 'Installtid')
+    print(t, rows)
+"#;
+
+#[test]
+fn erase_natively_what_rpm_installed() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch", "seeded-1-1.noarch"]);
+    // A modified %config file is kept as .rpmsave, as rpm keeps it.
+    std::fs::write(c.path("/etc/seeded.conf"), "changed here\n").unwrap();
+    let server = Server::start(&[]);
+    // base is still required by seeded: rpm's problem, nothing erased.
+    let before = c.state();
+    let (status, v) = server.request("DELETE", &format!("/{}/rpms/base", c.short()));
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["method"], "native");
+    let problems = v["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p[0] == "base is needed by (installed) seeded-1-1.noarch" && p[1][0] == 4),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "a refused erase changes nothing");
+    let (status, v) = server.request("DELETE", &format!("/{}/rpms/seeded", c.short()));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "erased", "{v}");
+    assert_eq!(v["method"], "native");
+    assert_eq!(
+        v["skipped_scriptlets"],
+        serde_json::json!(["%preun"]),
+        "{v}"
+    );
+    assert!(
+        v["output"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/seeded.conf saved as /etc/seeded.conf.rpmsave"),
+        "{v}"
+    );
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+    assert!(
+        !c.path("/usr/share/seeded").exists(),
+        "its files and directory are gone"
+    );
+    assert!(!c.path("/etc/seeded.conf").exists());
+    assert_eq!(
+        std::fs::read_to_string(c.path("/etc/seeded.conf.rpmsave")).unwrap(),
+        "changed here\n"
+    );
+    assert!(
+        c.path("/etc/base.txt").exists(),
+        "another package's file stays"
+    );
+    let vdb = c.rpm(&["--verifydb"]);
+    assert!(vdb.status.success(), "{}", text(&vdb));
+    let qf = c.rpm(&["-qf", "/usr/share/seeded/one"]);
+    assert!(!qf.status.success(), "{}", text(&qf));
+}
+
+#[test]
+fn update_natively_with_config_rules() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    std::fs::write(c.path("/etc/tool.conf"), "mine\n").unwrap();
+    let (status, v) = install(&server, c.short(), rpm_file("tool-2-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "updated", "{v}");
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-2-1.noarch"]);
+    assert_eq!(
+        std::fs::read_to_string(c.path("/usr/bin/tool")).unwrap(),
+        "#!/bin/sh\necho tool 2\n"
+    );
+    // A changed %config(noreplace): the engineer's file stays, the new one is .rpmnew.
+    assert_eq!(
+        std::fs::read_to_string(c.path("/etc/tool.conf")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(c.path("/etc/tool.conf.rpmnew")).unwrap(),
+        "conf-2\n"
+    );
+    assert!(
+        v["output"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/tool.conf created as /etc/tool.conf.rpmnew"),
+        "{v}"
+    );
+    // A file only the old version had is gone.
+    assert!(!c.path("/usr/share/tool/old.txt").exists());
+    let v_ = c.rpm(&["-V", "--nodeps", "--noscripts", "tool"]);
+    assert_eq!(
+        String::from_utf8_lossy(&v_.stdout),
+        "S.5....T.  c /etc/tool.conf\n",
+        "{}",
+        text(&v_)
+    );
+    same_as_rpm_stores(&c, "tool-2-1.noarch");
+}
+
+#[test]
+fn native_problems_and_test_mode_change_nothing() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let before = c.state();
+    let (status, v) = install(&server, c.short(), rpm_file("needy-1-1.noarch"), "");
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(
+        v["problems"][0][0], "libmissing >= 2 is needed by needy-1-1.noarch",
+        "{v}"
+    );
+    let (status, v) = install(&server, c.short(), rpm_file("clash-1-1.noarch"), "");
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["problems"][0][1][0], 7, "a file conflict: {v}");
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "?test=1");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["test"].as_bool()),
+        (Some("installed"), Some(true)),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "problems and test=1 change nothing");
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+}
+
+#[test]
+fn owners_and_capabilities_as_rpm_sets_them() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("suid-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    let out = v["output"].as_str().unwrap_or("");
+    assert!(
+        out.contains("user nosuchuser does not exist - using root"),
+        "{v}"
+    );
+    assert!(
+        out.contains("group nosuchgroup does not exist - using root"),
+        "{v}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(c.path("/usr/bin/suid")).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (0, 0, 0o755),
+        "an unknown owner loses the setuid bit"
+    );
+    let caps = Command::new("getfattr")
+        .args(["-n", "security.capability", "--absolute-names", "-e", "hex"])
+        .arg(c.path("/usr/bin/capped"))
+        .output();
+    if let Ok(o) = caps {
+        if o.status.success() {
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains("0x01000002"),
+                "{}",
+                text(&o)
+            );
+        }
+    }
+    let v_ = c.rpm(&["-V", "--nodeps", "--noscripts", "suid"]);
+    // rpm -V sees what rpm itself would have made: root-owned, setuid gone (mode and owner
+    // differ from the header, as after rpm's own install).
+    let lines = String::from_utf8_lossy(&v_.stdout).into_owned();
+    assert!(!lines.contains("capped"), "{lines}");
+}
