@@ -687,22 +687,216 @@ fn owners_and_capabilities_as_rpm_sets_them() {
         (0, 0, 0o755),
         "an unknown owner loses the setuid bit"
     );
-    let caps = Command::new("getfattr")
-        .args(["-n", "security.capability", "--absolute-names", "-e", "hex"])
+    let caps = Command::new("python3")
+        .arg("-c")
+        .arg("import os, sys; print(os.getxattr(sys.argv[1], 'security.capability').hex())")
         .arg(c.path("/usr/bin/capped"))
-        .output();
-    if let Ok(o) = caps {
-        if o.status.success() {
-            assert!(
-                String::from_utf8_lossy(&o.stdout).contains("0x01000002"),
-                "{}",
-                text(&o)
-            );
-        }
-    }
+        .output()
+        .unwrap();
+    // VFS_CAP_REVISION_2 with the effective flag, CAP_NET_RAW (13) permitted.
+    assert_eq!(
+        String::from_utf8_lossy(&caps.stdout).trim(),
+        "0100000200200000000000000000000000000000",
+        "{}",
+        text(&caps)
+    );
     let v_ = c.rpm(&["-V", "--nodeps", "--noscripts", "suid"]);
     // rpm -V sees what rpm itself would have made: root-owned, setuid gone (mode and owner
     // differ from the header, as after rpm's own install).
     let lines = String::from_utf8_lossy(&v_.stdout).into_owned();
     assert!(!lines.contains("capped"), "{lines}");
+}
+
+/// `tests/tools/repack.py`: a hostile copy of `nevra` with its digests redone.
+fn repack(nevra: &str, tag: &str, ops: &[&str]) -> PathBuf {
+    let out = rpm_file(nevra).with_file_name(format!("{tag}-{nevra}.rpm"));
+    let o = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/tools/repack.py"
+        ))
+        .arg(rpm_file(nevra))
+        .arg(&out)
+        .args(ops)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "repack {tag}: {}", text(&o));
+    out
+}
+
+#[test]
+fn hostile_packages_are_refused_and_change_nothing() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let cases = [
+        (
+            "dotdot",
+            repack(
+                "evil-1-1.noarch",
+                "dotdot",
+                &["sub:/opt/ev/lx/=/opt/ev/../"],
+            ),
+            "not a normal absolute path",
+        ),
+        (
+            "through-own-symlink",
+            repack(
+                "evil-1-1.noarch",
+                "through",
+                &["sub:/opt/ev/lx/=/opt/ev/ln/"],
+            ),
+            "a symlink of the same package",
+        ),
+        (
+            "size-lie",
+            repack("evil-1-1.noarch", "sizelie", &["cpiosize:./opt/ev/zz/g=5"]),
+            "payload",
+        ),
+        (
+            "size-lie-up",
+            repack(
+                "evil-1-1.noarch",
+                "sizelieup",
+                &["cpiosize:./opt/ev/lx/f=4000"],
+            ),
+            "payload",
+        ),
+        (
+            "ends-early",
+            repack("evil-1-1.noarch", "short", &["truncate:200"]),
+            "payload",
+        ),
+        (
+            "device",
+            rpm_file("devnode-1-1.noarch").to_path_buf(),
+            "device node",
+        ),
+    ];
+    // The genuine package goes in: the edits, not the package, are what is refused.
+    let genuine_state = c.state();
+    for (what, file, why) in &cases {
+        let (status, v) = install(&server, c.short(), file, "");
+        assert_eq!(
+            (status, v["status"].as_str()),
+            (409, Some("failed")),
+            "{what}: {v}"
+        );
+        assert_eq!(v["method"], "native", "{what}: {v}");
+        let output = v["output"].as_str().unwrap_or("");
+        assert!(output.contains(why), "{what}: {v}");
+        assert_eq!(
+            c.state(),
+            genuine_state,
+            "{what}: the container is as it was"
+        );
+        assert_eq!(c.qa(), ["base-1-1.noarch"], "{what}");
+    }
+    let (status, v) = install(&server, c.short(), rpm_file("evil-1-1.noarch"), "");
+    assert_eq!(status, 200, "the unedited package installs: {v}");
+}
+
+#[test]
+fn symlinks_the_container_planted_are_replaced_or_stay_inside() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    // A symlink where the package puts a file: replaced, never written through.
+    std::fs::create_dir_all(c.path("/usr/bin")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", c.path("/usr/bin/tool")).unwrap();
+    // A directory the package uses, a symlink that climbs out of the root: it resolves
+    // inside the container's root, never to this machine's directory of that name.
+    let host_dir = format!("/tmp/sidecar-native-escape-{}", &c.id[..12]);
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::create_dir_all(c.path(&host_dir)).unwrap();
+    std::fs::create_dir_all(c.path("/usr/share")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../..{host_dir}"),
+        c.path("/usr/share/tool"),
+    )
+    .unwrap();
+    let passwd = std::fs::read(c.path("/etc/passwd")).unwrap();
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let host_entries = std::fs::read_dir(&host_dir).unwrap().count();
+    let _ = std::fs::remove_dir_all(&host_dir);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        std::fs::read(c.path("/etc/passwd")).unwrap(),
+        passwd,
+        "nothing written through the symlink"
+    );
+    assert!(std::fs::symlink_metadata(c.path("/usr/bin/tool"))
+        .unwrap()
+        .file_type()
+        .is_file());
+    assert_eq!(
+        host_entries, 0,
+        "nothing written to this machine's {host_dir}"
+    );
+    assert!(
+        c.path(&format!("{host_dir}/data.txt")).exists(),
+        "the files went inside the container's root"
+    );
+}
+
+#[test]
+fn databases_the_native_path_does_not_write_are_refused() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    // A BerkeleyDB database (one of the fixtures, copied): refused, nothing touched.
+    let c = Micro::start(&[]);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpmdb/sles12-sp4");
+    let rpmdir = c.path("/var/lib/rpm");
+    for e in std::fs::read_dir(&rpmdir).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    for e in std::fs::read_dir(&fixture).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() && e.file_name() != "SOURCE" {
+            std::fs::copy(e.path(), rpmdir.join(e.file_name())).unwrap();
+        }
+    }
+    let server = Server::start(&[]);
+    let before = c.state();
+    let (status, v) = install(&server, c.short(), rpm_file("base-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("native_unsupported")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("BerkeleyDB"),
+        "{v}"
+    );
+    assert_eq!(c.state(), before);
+}
+
+#[test]
+fn the_command_line_twins_go_native_too() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let out = Command::new(SIDECAR)
+        .args(["rpm-install", c.short()])
+        .arg(rpm_file("tool-1-1.noarch"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-1-1.noarch"]);
+    let out = Command::new(SIDECAR)
+        .args(["rpm-erase", c.short(), "tool"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+    assert!(!c.path("/usr/bin/tool").exists());
 }

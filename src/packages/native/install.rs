@@ -169,43 +169,35 @@ pub fn install(
             }
             let tmp = format!(".{}{tid_suffix}", place.name);
             if kind == S_IFREG && nlink(i) > 1 {
-                let ino = inodes[i];
-                let set = links.entry(ino).or_default();
+                let set = links.entry(inodes[i]).or_default();
                 // rpm's cpio carries a set's content once, with the member that has it.
                 if next.has_payload() && set.0.is_none() {
-                    write_regular(&place, &tmp, f, &mut next, algo, &ids, &mut warnings)?;
                     set.0 = Some(staged.len());
                 } else {
                     set.1.push(staged.len());
                     staged.push(Staged { place, tmp, fate });
                     continue;
                 }
-            } else {
-                match kind {
-                    S_IFREG => {
-                        write_regular(&place, &tmp, f, &mut next, algo, &ids, &mut warnings)?
-                    }
-                    S_IFLNK => write_symlink(&place, &tmp, f, &ids, &mut warnings)?,
-                    S_IFIFO => {
-                        rustix::fs::mknodat(
-                            &*place.dir,
-                            tmp.as_str(),
-                            rustix::fs::FileType::Fifo,
-                            Mode::from_raw_mode(0),
-                            0,
-                        )
+            }
+            // Listed before it is written: a failure half-way removes it with the rest.
+            staged.push(Staged { place, tmp, fate });
+            let Staged { place, tmp, .. } = &staged[staged.len() - 1];
+            match kind {
+                S_IFREG => write_regular(place, tmp, f, &mut next, algo, &ids, &mut warnings)?,
+                S_IFLNK => write_symlink(place, tmp, f, &ids, &mut warnings)?,
+                S_IFIFO => {
+                    let fifo = rustix::fs::FileType::Fifo;
+                    rustix::fs::mknodat(&*place.dir, tmp.as_str(), fifo, Mode::from_raw_mode(0), 0)
                         .map_err(|e| format!("cannot create {}: {e}", f.path))?;
-                        set_meta_at(&place, &tmp, f, &ids, &mut warnings)?;
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{}: file type {:o} is not installed natively",
-                            f.path, kind
-                        ))
-                    }
+                    set_meta_at(place, tmp, f, &ids, &mut warnings)?;
+                }
+                _ => {
+                    return Err(format!(
+                        "{}: file type {kind:o} is not installed natively",
+                        f.path
+                    ))
                 }
             }
-            staged.push(Staged { place, tmp, fate });
         }
         // Members of a hardlink set without content: links to the one with it.
         for (_, (with, members)) in links {
