@@ -49,6 +49,7 @@ test: test-deps static
 	cargo test -- --test-threads=2
 	./tests/e2e/run.sh
 	./tests/e2e/prototype.sh
+	./tests/e2e/native.sh
 
 lint:
 	cargo fmt --check
