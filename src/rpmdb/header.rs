@@ -449,6 +449,64 @@ fn index(blob: &[u8]) -> Result<Header<'_>, HeaderError> {
     Ok(Header { entries })
 }
 
+/// One index entry of a validated header, for code that needs tags the `Package` view does
+/// not carry (the native path's index keys and stored header): the type (rpm's
+/// `rpmTagType`, 1 CHAR … 9 I18NSTRING), the count and exactly the data bytes rpm's
+/// `dataLength` assigns to it, big-endian as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEntry<'a> {
+    pub tag: u32,
+    pub ty: u32,
+    pub count: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> RawEntry<'a> {
+    /// The strings of a STRING, STRING_ARRAY or I18NSTRING entry (lossy UTF-8).
+    pub fn strings(&self) -> Vec<String> {
+        Header {
+            entries: vec![self.entry()],
+        }
+        .strings(self.tag)
+    }
+
+    /// The numbers of an INT8/CHAR, INT16, INT32 or INT64 entry.
+    pub fn numbers(&self) -> Vec<u64> {
+        Header {
+            entries: vec![self.entry()],
+        }
+        .numbers(self.tag)
+        .unwrap_or_default()
+    }
+
+    fn entry(&self) -> Entry<'a> {
+        Entry {
+            tag: self.tag,
+            ty: self.ty,
+            count: self.count,
+            data: self.data,
+        }
+    }
+}
+
+/// The entries of `blob` in index order, validated as rpm's `headerImport` does (region,
+/// offsets, lengths); a tag may appear twice, the later one winning, as in [`parse`].
+///
+/// # Errors
+/// [`HeaderError`] for whatever rpm itself would refuse.
+pub fn raw_entries(blob: &[u8]) -> Result<Vec<RawEntry<'_>>, HeaderError> {
+    Ok(index(blob)?
+        .entries
+        .into_iter()
+        .map(|e| RawEntry {
+            tag: e.tag,
+            ty: e.ty,
+            count: e.count,
+            data: e.data,
+        })
+        .collect())
+}
+
 /// The tags a listing shows (see [`parse_summary`]).
 fn summary_tag(tag: u32) -> bool {
     matches!(

@@ -7,6 +7,7 @@
 //! Invariant: the checks agree with the real rpm's `--test` on the cases the tests build.
 
 pub mod check;
+pub mod index;
 pub mod vercmp;
 
 use crate::rpmdb::{header, Package};
