@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod index;
+pub mod ndb;
 pub mod vercmp;
 
 use crate::rpmdb::{header, Package};
