@@ -82,6 +82,7 @@ const TAG_TRANSFILETRIGGERINDEX: u32 = 5080;
 
 const TYPE_INT32: u32 = 4;
 const TYPE_BIN: u32 = 7;
+const TYPE_I18NSTRING: u32 = 9;
 
 // rpmds.h: the masks behind `isTransientReq`.
 const SENSE_POSTTRANS: u32 = 1 << 5;
@@ -147,9 +148,16 @@ pub fn index_keys(blob: &[u8]) -> Result<Vec<IndexKey>, HeaderError> {
             }
             _ => {}
         }
-        let values = match index {
-            // rpm reads an I18NSTRING in the C locale: the first translation only.
-            "Group" => e.strings().into_iter().take(1).collect(),
+        let values: Vec<String> = match (index, e.ty) {
+            // rpm reads an I18NSTRING (how rpmbuild stores Group) in the C locale: the first
+            // translation only. `RawEntry::strings` knows only STRING and STRING_ARRAY.
+            ("Group", TYPE_I18NSTRING) => e
+                .data
+                .split(|&b| b == 0)
+                .take(1)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+            ("Group", _) => e.strings().into_iter().take(1).collect(),
             _ => e.strings(),
         };
         let flags = numbers(TAG_REQUIREFLAGS);
