@@ -266,7 +266,9 @@ impl Idx {
             [255, 255, 255, a, b, c, d, ..] => (7, u32::from_le_bytes([*a, *b, *c, *d]) as usize),
             _ => return Err(bad()),
         };
-        let key = p.get(hl..hl.checked_add(keyl).ok_or_else(bad)?).ok_or_else(bad)?;
+        let key = p
+            .get(hl..hl.checked_add(keyl).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
         Ok((hl, key))
     }
 
@@ -351,7 +353,7 @@ impl Idx {
         let mut key_size = self.keyend.max(KEY_CHUNKSIZE);
         let mut file_size = SLOT_OFFSET + nslots * 12 + key_size;
         let ps = self.pagesize;
-        if file_size % ps != 0 {
+        if !file_size.is_multiple_of(ps) {
             let add = ps - file_size % ps;
             file_size += add;
             key_size += add;
@@ -588,7 +590,13 @@ mod tests {
 
     #[test]
     fn encode_roundtrip() {
-        for (p, d) in [(1, 0), (0xf_ffff, 0x3ff), (0x10_0000, 5), (0xff_ffff, 0x3f), (7, 0x7fff_ffff)] {
+        for (p, d) in [
+            (1, 0),
+            (0xf_ffff, 0x3ff),
+            (0x10_0000, 5),
+            (0xff_ffff, 0x3f),
+            (7, 0x7fff_ffff),
+        ] {
             let (data, ovl) = encode(p, d);
             assert_eq!(decode(data, ovl), (p, d));
         }
@@ -598,7 +606,8 @@ mod tests {
     fn put_get_del_and_rebuild() {
         let mut i = Idx::fresh(4096);
         for n in 1..2000u32 {
-            i.put(format!("key{}", n % 700).as_bytes(), n, n % 3).unwrap();
+            i.put(format!("key{}", n % 700).as_bytes(), n, n % 3)
+                .unwrap();
         }
         // 700 distinct keys, 1999 entries: rebuilt past half of 1024 slots at least once.
         assert!(le32(i.bytes(), OFF_NSLOTS) > 1024);

@@ -113,7 +113,9 @@ pub fn remove(dbdir: BorrowedFd<'_>, hnum: u32, keys: &[IndexKey]) -> Result<(),
         slot.blkcnt as usize * BLK_SIZE as usize,
     )?;
     if !pkg::verify(&old, hnum) {
-        return Err(format!("Packages.db: the blob of package {hnum} is damaged"));
+        return Err(format!(
+            "Packages.db: the blob of package {hnum} is damaged"
+        ));
     }
     let plan = db.plan_index(&ops, Change::Del(hnum))?;
     let next = db.pkgs.nextpkgidx;
@@ -131,7 +133,10 @@ pub fn remove(dbdir: BorrowedFd<'_>, hnum: u32, keys: &[IndexKey]) -> Result<(),
 type Ops = Vec<(u32, &'static str, Vec<(Vec<u8>, u32)>)>;
 
 fn group(keys: &[IndexKey]) -> Result<Ops, String> {
-    if let Some(k) = keys.iter().find(|k| !INDEXES.iter().any(|i| i.0 == k.index)) {
+    if let Some(k) = keys
+        .iter()
+        .find(|k| !INDEXES.iter().any(|i| i.0 == k.index))
+    {
         return Err(format!("unknown rpm index {:?}", k.index));
     }
     Ok(INDEXES
@@ -321,7 +326,8 @@ impl Db {
             let old = self
                 .ix
                 .read(s.startpage as u64 * ps as u64, s.pagecnt as usize * ps)?;
-            let mut idx = Idx::parse(old.clone(), ps).map_err(|e| format!("Index.db {name}: {e}"))?;
+            let mut idx =
+                Idx::parse(old.clone(), ps).map_err(|e| format!("Index.db {name}: {e}"))?;
             for (key, datidx) in entries {
                 match change {
                     Change::Put(p) => idx.put(key, p, *datidx),
@@ -333,7 +339,7 @@ impl Db {
             if new == old.as_slice() {
                 continue;
             }
-            if new.len() % ps != 0 {
+            if !new.len().is_multiple_of(ps) {
                 return Err(format!("Index.db {name}: blob not a whole number of pages"));
             }
             let pagecnt = (new.len() / ps) as u32;
@@ -454,9 +460,10 @@ impl Db {
         if end <= blkoff as u64 {
             return Ok(());
         }
-        let b = self
-            .pk
-            .read(blkoff as u64 * BLK_SIZE, ((end - blkoff as u64) * BLK_SIZE) as usize)?;
+        let b = self.pk.read(
+            blkoff as u64 * BLK_SIZE,
+            ((end - blkoff as u64) * BLK_SIZE) as usize,
+        )?;
         if b.iter().any(|&x| x != 0) {
             return Err(format!(
                 "Packages.db: free space at block {blkoff} is not zero (an interrupted \
@@ -501,7 +508,10 @@ impl Db {
         let len = s.blkcnt as usize * BLK_SIZE as usize;
         let framed = self.pk.read(s.blkoff as u64 * BLK_SIZE, len)?;
         if !pkg::verify(&framed, s.pkgidx) {
-            return Err(format!("Packages.db: the blob of package {} is damaged", s.pkgidx));
+            return Err(format!(
+                "Packages.db: the blob of package {} is damaged",
+                s.pkgidx
+            ));
         }
         self.check_zero(to, s.blkcnt)?;
         self.pk.write(to as u64 * BLK_SIZE, &framed)?;

@@ -87,15 +87,18 @@ impl Pkgdb {
         if pages.len() as u64 != slotnpages as u64 * PAGE_SIZE {
             return Err("Packages.db slot pages cut short".into());
         }
-        if file_len % BLK_SIZE != 0 {
+        if !file_len.is_multiple_of(BLK_SIZE) {
             return Err(format!("Packages.db size {file_len} not a multiple of 16"));
         }
-        let fileblks = u32::try_from(file_len / BLK_SIZE)
-            .map_err(|_| "Packages.db too large".to_string())?;
+        let fileblks =
+            u32::try_from(file_len / BLK_SIZE).map_err(|_| "Packages.db too large".to_string())?;
         let minblkoff = slotnpages * PAGE_BLKS;
         let mut slots = Vec::new();
         let mut freeslot = None;
-        for (n, o) in (HEADER_SIZE..pages.len()).step_by(SLOT_SIZE as usize).enumerate() {
+        for (n, o) in (HEADER_SIZE..pages.len())
+            .step_by(SLOT_SIZE as usize)
+            .enumerate()
+        {
             let slotno = SLOT_START + n as u32;
             if le32(pages, o) != SLOT_MAGIC {
                 return Err(format!("Packages.db slot {slotno} without its magic"));
@@ -230,7 +233,7 @@ pub fn frame(pkgidx: u32, generation: u32, data: &[u8]) -> Vec<u8> {
 /// Whether `framed` (a whole slot's blocks) is a valid blob of `pkgidx` (`rpmpkgVerifyblob`).
 pub fn verify(framed: &[u8], pkgidx: u32) -> bool {
     let n = framed.len();
-    if n < (BLOBHEAD_SIZE + BLOBTAIL_SIZE) as usize || n % BLK_SIZE as usize != 0 {
+    if n < (BLOBHEAD_SIZE + BLOBTAIL_SIZE) as usize || !n.is_multiple_of(BLK_SIZE as usize) {
         return false;
     }
     let len = le32(framed, 12) as usize;

@@ -87,7 +87,7 @@ impl Xdb {
         if pages.len() != slotnpages as usize * pagesize as usize {
             return Err("Index.db slot pages cut short".into());
         }
-        if file_len % pagesize as u64 != 0 {
+        if !file_len.is_multiple_of(pagesize as u64) {
             return Err(format!(
                 "Index.db size {file_len} not a multiple of its page size {pagesize}"
             ));
