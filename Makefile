@@ -16,8 +16,10 @@ build:
 deps:
 	./scripts/deps.sh
 
+# The tests also need an rpm with ndb (Debian's has none): built once into target/ndb-rpm.
 test-deps:
 	./scripts/deps.sh test
+	./scripts/build-ndb-rpm
 
 # A static, stripped musl binary. musl-gcc is only needed by crates with C code (none today).
 static: deps

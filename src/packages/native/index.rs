@@ -170,10 +170,7 @@ pub fn index_keys(blob: &[u8]) -> Result<Vec<IndexKey>, HeaderError> {
                 "Triggername" if values[..i].contains(value) => continue,
                 _ => {}
             }
-            if value.is_empty() {
-                // td2key: an empty string is no key.
-                continue;
-            }
+            // td2key: an empty string is a key too (of length 0).
             keys.push(IndexKey {
                 index,
                 key: Key::Text(value.clone()),

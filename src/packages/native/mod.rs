@@ -21,6 +21,7 @@ pub mod check;
 pub mod erase;
 pub mod index;
 pub mod install;
+pub mod ndb;
 pub mod place;
 mod run;
 pub mod sqlite;
