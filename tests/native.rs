@@ -161,6 +161,8 @@ fn rpm_file(nevra: &str) -> &'static Path {
 /// A container with a database and no rpm: a tmpfs root in its own mount namespace.
 struct Micro {
     id: String,
+    /// The rpm that seeded the database and checks it: Debian's (SQLite) or the ndb one.
+    rpm_bin: PathBuf,
     /// The tmpfs root's mount point in the container's mount namespace.
     layer: String,
     child: Child,
@@ -171,6 +173,11 @@ struct Micro {
 
 impl Micro {
     fn start(installed: &[&str]) -> Micro {
+        Micro::start_with(installed, Path::new("rpm"))
+    }
+
+    /// With the database made by `rpm_bin` (the ndb-capable rpm makes an ndb one).
+    fn start_with(installed: &[&str], rpm_bin: &Path) -> Micro {
         let id = random_id();
         let seed = TempDir::new("nativeseed");
         let s = seed.path();
@@ -187,9 +194,10 @@ impl Micro {
         )
         .unwrap();
         std::fs::write(s.join("etc/group"), "root:x:0:\ndaemon:x:2:\n").unwrap();
-        real_rpm(s, &["--initdb"]);
+        real_rpm_with(rpm_bin, s, &["--initdb"]);
         for n in installed {
-            real_rpm(
+            real_rpm_with(
+                rpm_bin,
                 s,
                 &[
                     "-i",
@@ -248,6 +256,7 @@ impl Micro {
         }
         let c = Micro {
             id,
+            rpm_bin: rpm_bin.to_path_buf(),
             layer: layer.clone(),
             child,
             init,
@@ -274,16 +283,9 @@ impl Micro {
     /// opens, and `/proc/<pid>/root` resolves to a path of that namespace).
     fn rpm(&self, args: &[&str]) -> Output {
         Command::new("nsenter")
-            .args([
-                "-t",
-                &self.init.to_string(),
-                "-m",
-                "--",
-                "rpm",
-                "--root",
-                &self.layer,
-            ])
-            .args(["--dbpath", "/var/lib/rpm"])
+            .args(["-t", &self.init.to_string(), "-m", "--"])
+            .arg(&self.rpm_bin)
+            .args(["--root", &self.layer, "--dbpath", "/var/lib/rpm"])
             .args(args)
             .env("LC_ALL", "C")
             .output()
@@ -352,7 +354,11 @@ impl Drop for Micro {
 }
 
 fn real_rpm(root: &Path, args: &[&str]) {
-    let out = Command::new("rpm")
+    real_rpm_with(Path::new("rpm"), root, args)
+}
+
+fn real_rpm_with(rpm_bin: &Path, root: &Path, args: &[&str]) {
+    let out = Command::new(rpm_bin)
         .arg("--root")
         .arg(root)
         .args(["--dbpath", "/var/lib/rpm"])
@@ -897,6 +903,82 @@ fn the_command_line_twins_go_native_too() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+    assert!(!c.path("/usr/bin/tool").exists());
+}
+
+/// The ndb-capable rpm `scripts/build-ndb-rpm` builds (`make test-deps`); its absence fails
+/// under `CI=true`.
+fn ndb_rpm() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ndb-rpm/bin/rpm");
+    if p.exists() {
+        return Some(p);
+    }
+    let msg = format!(
+        "no ndb-capable rpm at {} (run scripts/build-ndb-rpm)",
+        p.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+        panic!("{msg} (CI=true turns skips into failures)");
+    }
+    eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
+    None
+}
+
+#[test]
+fn an_ndb_database_natively_then_the_ndb_rpm_agrees() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let Some(ndb) = ndb_rpm() else { return };
+    let c = Micro::start_with(&["base-1-1.noarch", "seeded-1-1.noarch"], &ndb);
+    assert!(
+        c.path("/var/lib/rpm/Packages.db").exists() && c.path("/var/lib/rpm/Index.db").exists()
+    );
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str(), v["method"].as_str()),
+        (200, Some("installed"), Some("native")),
+        "{v}"
+    );
+    assert_eq!(
+        c.qa(),
+        ["base-1-1.noarch", "seeded-1-1.noarch", "tool-1-1.noarch"]
+    );
+    // A read-only query finds it through the indexes (it does not rebuild them).
+    let ok = |args: &[&str]| {
+        let o = c.rpm(args);
+        let all = text(&o);
+        assert!(
+            o.status.success() && !all.contains("outdated") && !all.contains("rebuild"),
+            "rpm {args:?}: {all}"
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(ok(&["-q", "tool"]), "tool-1-1.noarch\n");
+    assert_eq!(ok(&["-qf", "/usr/bin/tool"]), "tool-1-1.noarch\n");
+    assert_eq!(ok(&["-q", "--whatrequires", "base"]).lines().count(), 2);
+    assert_eq!(ok(&["-V", "--nodeps", "--noscripts", "tool"]), "");
+    // An update, then an erase of what rpm installed, natively.
+    let (status, v) = install(&server, c.short(), rpm_file("tool-2-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("updated")),
+        "{v}"
+    );
+    let (status, v) = server.request("DELETE", &format!("/{}/rpms/seeded", c.short()));
+    assert_eq!(
+        (status, v["status"].as_str(), v["method"].as_str()),
+        (200, Some("erased"), Some("native")),
+        "{v}"
+    );
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-2-1.noarch"]);
+    assert!(!c.path("/usr/share/seeded/one").exists());
+    assert_eq!(ok(&["-qf", "/usr/bin/tool"]), "tool-2-1.noarch\n");
+    // The ndb rpm goes on with the database: erases what the sidecar installed.
+    let e = c.rpm(&["-e", "--noscripts", "tool"]);
+    assert!(e.status.success(), "{}", text(&e));
     assert_eq!(c.qa(), ["base-1-1.noarch"]);
     assert!(!c.path("/usr/bin/tool").exists());
 }

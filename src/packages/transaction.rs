@@ -348,7 +348,7 @@ pub enum TxError<E> {
     /// The database's file system is mounted read-only (409 `read_only_filesystem`).
     ReadOnly(String),
     /// No usable rpm, and the native path cannot do it either (422 `native_unsupported`):
-    /// a BerkeleyDB or ndb database, a package it does not handle.
+    /// a BerkeleyDB database, a package it does not handle.
     NativeUnsupported(String),
     /// Another transaction runs on this container and the caller would not wait (409).
     InProgress(String),

@@ -83,11 +83,26 @@ impl Installed {
             .collect()
     }
 
-    /// The stored header blob of `instance`.
+    /// The stored header blob of `instance` (SQLite: through SQLite; ndb: the native reader).
     ///
     /// # Errors
-    /// SQLite's message.
+    /// The database's message, or that no such header is stored.
     pub fn blob(&self, instance: u32) -> Result<Vec<u8>, String> {
+        if self.db.format == Format::Ndb {
+            let path = std::path::PathBuf::from(format!("{}/Packages.db", self.db.dir));
+            let f = crate::rootfs::open_host_file(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let src = crate::rpmdb::FileSource::new("Packages.db", f).map_err(|e| e.to_string())?;
+            let mut found = None;
+            crate::rpmdb::ndb::for_each_blob(&src, &mut |i, b| {
+                if i == instance {
+                    found = Some(b.to_vec());
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            return found.ok_or_else(|| format!("header {instance} is not in Packages.db"));
+        }
         let c = rusqlite::Connection::open_with_flags(
             self.sqlite_path(),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -128,10 +143,9 @@ fn run(job: &Job) -> Result<Applied, String> {
     if &db.dir != dbdir {
         return Err(format!("the database is in {}, not {dbdir}", db.dir));
     }
-    if db.format != Format::Sqlite {
+    if db.format == Format::BerkeleyDb {
         return Err(format!(
-            "the database in {dbdir} is {:?}; the native path writes SQLite only",
-            db.format
+            "the database in {dbdir} is BerkeleyDB; the native path writes SQLite and ndb only"
         ));
     }
     let db = Installed { db };

@@ -12,7 +12,7 @@ use rustix::fs::AtFlags;
 use super::apply::{Applied, Installed};
 use super::install::algo_of;
 use super::place::{disk_digest, lstat, rename_in, Dirs};
-use super::sqlite;
+use super::register::Register;
 use crate::rootfs::Root;
 use crate::rpmdb::FileEntry;
 
@@ -33,9 +33,8 @@ pub fn erase(root: &Root, db: &Installed, instance: u32) -> Result<Applied, Stri
         .ok_or_else(|| format!("header {instance} is not installed"))?;
     let blob = db.blob(instance)?;
     let raw = crate::rpmdb::header::raw_entries(&blob).map_err(|e| e.to_string())?;
-    let mut conn = sqlite::open(&db.sqlite_path())?;
-    let tx = conn.transaction().map_err(|e| e.to_string())?;
-    sqlite::remove(&tx, instance)?;
+    let mut register = Register::open(root, db)?;
+    register.remove(db, instance)?;
     let owned = db.owned_by_others(instance);
     let files: Vec<&FileEntry> = pkg
         .more()
@@ -46,9 +45,9 @@ pub fn erase(root: &Root, db: &Installed, instance: u32) -> Result<Applied, Stri
     let mut warnings = Vec::new();
     let mut dirs = Dirs::new(root);
     remove_files(&mut dirs, &files, algo_of(pkg), &mut warnings);
-    tx.commit()
+    register
+        .commit()
         .map_err(|e| format!("the files are removed but the database commit failed: {e}"))?;
-    sqlite::close(conn);
     Ok(Applied {
         instance,
         warnings,

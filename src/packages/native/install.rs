@@ -27,7 +27,8 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use super::apply::{Applied, Installed};
 use super::place::{disk_digest, lstat, rename_in, Dirs, Hasher, Ids, Place};
-use super::{index, sqlite, store};
+use super::register::Register;
+use super::{index, store};
 use crate::rootfs::Root;
 use crate::rpmdb::{header, FileEntry};
 
@@ -267,21 +268,14 @@ pub fn install(
         Ok(k) => k,
         Err(e) => return fail(&staged, &mut dirs, format!("stored header: {e}")),
     };
-    let mut conn = match sqlite::open(&db.sqlite_path()) {
-        Ok(c) => c,
+    let mut register = match Register::open(root, db) {
+        Ok(r) => r,
         Err(e) => return fail(&staged, &mut dirs, e),
     };
-    let tx = match conn.transaction() {
-        Ok(t) => t,
-        Err(e) => return fail(&staged, &mut dirs, e.to_string()),
-    };
-    let hnum = match replace
-        .map_or(Ok(()), |i| sqlite::remove(&tx, i))
-        .and_then(|()| sqlite::add(&tx, &blob, &keys))
-    {
+    let hnum = match register.replace(db, replace, &blob, &keys) {
         Ok(h) => h,
         Err(e) => {
-            drop(tx);
+            drop(register);
             return fail(&staged, &mut dirs, e);
         }
     };
@@ -316,9 +310,9 @@ pub fn install(
             .collect();
         super::erase::remove_files(&mut dirs, &gone, algo_of(old), &mut warnings);
     }
-    tx.commit()
+    register
+        .commit()
         .map_err(|e| format!("the files are in place but the database commit failed: {e}"))?;
-    sqlite::close(conn);
     Ok(Applied {
         instance: hnum,
         warnings,

@@ -7,10 +7,11 @@
 //!    rpm's lock, then `install` (refuse, stage, register, commit) or `erase`, writing
 //!    only through `place` (confined lookups, `*at` calls, no final symlink followed).
 //! 3. `store` and `index`: the header rpm stores and the index keys it keeps, written by
-//!    `sqlite` (rusqlite) in one transaction with the files' commit.
+//!    `register` into SQLite (`sqlite`, rusqlite, one transaction committed with the files)
+//!    or ndb (`ndb`).
 //!
-//! Only SQLite databases are written; ndb and BerkeleyDB are refused (422
-//! `native_unsupported`) and nothing is touched.
+//! SQLite (`sqlite`) and ndb (`ndb`) databases are written, through `register`; BerkeleyDB
+//! is refused (422 `native_unsupported`) and nothing is touched.
 //!
 //! Invariants: the checks agree with the real rpm's `--test`, and what is stored is what
 //! Debian's rpm 4.18 stores for the same package (header and every index row), on the
@@ -23,6 +24,7 @@ pub mod index;
 pub mod install;
 pub mod ndb;
 pub mod place;
+pub mod register;
 mod run;
 pub mod sqlite;
 pub mod store;

@@ -32,8 +32,7 @@ impl<E> Context<'_, E> {
             )))
         };
         match db.format {
-            Format::Sqlite => Ok(()),
-            Format::Ndb => refuse("ndb (Packages.db)"),
+            Format::Sqlite | Format::Ndb => Ok(()),
             Format::BerkeleyDb => refuse("BerkeleyDB (rpm itself only reads it now)"),
         }
     }

@@ -4,11 +4,12 @@
 //! table per index (`key, hnum, idx`; TEXT keys for string tags, BLOB for the others, an
 //! int32 key being its four bytes in host order), WAL journal, a 10 s busy time-out.
 //!
-//! Invariant: every change of one package is one SQLite transaction: the caller commits
-//! only when the files are in place, and a failure before then leaves the database as it
-//! was (SQLite's own rollback). Reading stays the native reader's (`rpmdb::sqlite`).
+//! Invariant: every change of one package is one SQLite transaction (begun and committed
+//! by `register`): the caller commits only when the files are in place, and a failure
+//! before then leaves the database as it was (SQLite's own rollback). Reading stays the
+//! native reader's (`rpmdb::sqlite`).
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::index::{IndexKey, Key, INDEXES};
 
@@ -36,13 +37,12 @@ pub fn open(path: &str) -> Result<Connection, String> {
 }
 
 /// After the commit, as rpm closes a database it wrote: the WAL folded back into the file.
-pub fn close(c: Connection) {
+pub fn checkpoint(c: &Connection) {
     let _ = c.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint = TRUNCATE;");
-    let _ = c.close();
 }
 
 /// Creates an index table rpm would have created, when the database lacks it.
-fn ensure_table(tx: &Transaction<'_>, index: &str, text: bool) -> Result<(), String> {
+fn ensure_table(tx: &Connection, index: &str, text: bool) -> Result<(), String> {
     let exists: Option<String> = tx
         .query_row(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -66,7 +66,7 @@ fn ensure_table(tx: &Transaction<'_>, index: &str, text: bool) -> Result<(), Str
 ///
 /// # Errors
 /// SQLite's message; the transaction is then rolled back by its drop.
-pub fn add(tx: &Transaction<'_>, blob: &[u8], keys: &[IndexKey]) -> Result<u32, String> {
+pub fn add(tx: &Connection, blob: &[u8], keys: &[IndexKey]) -> Result<u32, String> {
     tx.execute("INSERT INTO 'Packages' VALUES(NULL, ?)", [blob])
         .map_err(|e| format!("Packages: {e}"))?;
     let hnum = u32::try_from(tx.last_insert_rowid())
@@ -95,7 +95,7 @@ pub fn add(tx: &Transaction<'_>, blob: &[u8], keys: &[IndexKey]) -> Result<u32, 
 ///
 /// # Errors
 /// SQLite's message.
-pub fn remove(tx: &Transaction<'_>, hnum: u32) -> Result<(), String> {
+pub fn remove(tx: &Connection, hnum: u32) -> Result<(), String> {
     let n = tx
         .execute("DELETE FROM 'Packages' WHERE hnum = ?", [hnum])
         .map_err(|e| format!("Packages: {e}"))?;
