@@ -9,7 +9,8 @@
 //! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), as an
 //! `O_PATH` probe that does not follow a final symlink, then checked with `fstat`; only a
 //! regular file is then opened for reading, and only as the very inode the probe names
-//! (`/proc/self/fd/N`), so a FIFO or a device is never opened, and nothing is written.
+//! (`/proc/thread-self/fd/N`, through that directory held open by each thread), so a FIFO
+//! or a device is never opened, and nothing is written.
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
 use std::collections::BTreeMap;
@@ -232,10 +233,12 @@ struct Dir {
 type DirFailure = (String, io::ErrorKind, Option<i32>);
 
 /// Looks at the files of a root, one directory held open at a time, and digests regular
-/// files into one reused buffer.
+/// files into one reused buffer. One per thread (it holds the thread's
+/// `/proc/thread-self/fd`, through which probes are reopened).
 struct Looker<'r> {
     root: &'r Root,
     dir: Option<Result<Dir, DirFailure>>,
+    fd_dir: Option<crate::sys::FdDir>,
     buf: Vec<u8>,
 }
 
@@ -257,8 +260,17 @@ impl<'r> Looker<'r> {
         Looker {
             root,
             dir: None,
+            fd_dir: None,
             buf: Vec::new(),
         }
+    }
+
+    /// This thread's `/proc/thread-self/fd`, opened on first use.
+    fn fd_dir(&mut self) -> io::Result<&crate::sys::FdDir> {
+        if self.fd_dir.is_none() {
+            self.fd_dir = Some(crate::sys::FdDir::of_this_thread()?);
+        }
+        Ok(self.fd_dir.as_ref().expect("just set"))
     }
 
     /// The directory `dir` of the root, opened `O_PATH` inside it (symlinks followed inside
@@ -325,9 +337,10 @@ impl Probe {
         Ok(rustix::fs::readlinkat(&self.fd, "", Vec::new())?.into_bytes())
     }
 
-    /// Opens for reading the very inode the probe names (`/proc/self/fd/N`), only when it
-    /// is a regular file and on no procfs or sysfs: never a FIFO or a device.
-    fn open(&self) -> io::Result<std::fs::File> {
+    /// Opens for reading the very inode the probe names (`/proc/thread-self/fd/N`, through
+    /// `fds`), only when it is a regular file and on no procfs or sysfs: never a FIFO or a
+    /// device.
+    fn open(&self, fds: &crate::sys::FdDir) -> io::Result<std::fs::File> {
         let kind = FileType::from_raw_mode(self.st.st_mode);
         if kind != FileType::RegularFile {
             return Err(io::Error::other(format!(
@@ -346,7 +359,7 @@ impl Probe {
                 "refusing a file on procfs or sysfs",
             ));
         }
-        let fd = crate::sys::reopen(
+        let fd = fds.reopen(
             std::os::fd::AsFd::as_fd(&self.fd),
             OFlags::RDONLY | OFlags::NOCTTY,
         )?;
@@ -477,7 +490,7 @@ fn verify_file(
     let mut size = sb.st_size as u64;
     // A regular file whose content or capabilities are compared is opened once for both.
     let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
-        Some(probe.open())
+        Some(look.fd_dir().and_then(|fds| probe.open(fds)))
     } else {
         None
     };
