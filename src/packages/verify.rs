@@ -218,8 +218,7 @@ fn open_in_root(root: &Root, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
 
 /// A directory of the root held open while its files are verified (a package's files come
 /// sorted, so those of one directory follow each other): each file is then looked at with
-/// one `fstatat` of its base name, and opened with one `openat`, instead of resolving its
-/// whole path inside the root twice.
+/// one `openat` of its base name instead of resolving its whole path inside the root.
 struct Dir {
     path: String,
     fd: OwnedFd,
@@ -237,7 +236,9 @@ type DirFailure = (String, io::ErrorKind, Option<i32>);
 /// `/proc/thread-self/fd`, through which probes are reopened).
 struct Looker<'r> {
     root: &'r Root,
-    dir: Option<Result<Dir, DirFailure>>,
+    /// The last few directories asked for, the latest first (a package's files alternate
+    /// between a directory and its subdirectories: `/opt/x`, `/opt/x/y.d/*`, `/opt/x`...).
+    dirs: Vec<Result<Dir, DirFailure>>,
     fd_dir: Option<crate::sys::FdDir>,
     buf: Vec<u8>,
 }
@@ -259,7 +260,7 @@ impl<'r> Looker<'r> {
     fn new(root: &'r Root) -> Self {
         Looker {
             root,
-            dir: None,
+            dirs: Vec::with_capacity(DIRS_KEPT),
             fd_dir: None,
             buf: Vec::new(),
         }
@@ -274,14 +275,15 @@ impl<'r> Looker<'r> {
     }
 
     /// The directory `dir` of the root, opened `O_PATH` inside it (symlinks followed inside
-    /// the root), kept until another directory is asked for.
+    /// the root), kept while it is one of the last [`DIRS_KEPT`] asked for.
     fn dir(&mut self, dir: &str) -> io::Result<&Dir> {
-        let cached = match &self.dir {
-            Some(Ok(d)) => d.path == dir,
-            Some(Err((p, ..))) => p == dir,
-            None => false,
-        };
-        if !cached {
+        let held = self.dirs.iter().position(|d| match d {
+            Ok(d) => d.path == dir,
+            Err((p, ..)) => p == dir,
+        });
+        if let Some(i) = held {
+            self.dirs[..=i].rotate_right(1);
+        } else {
             let opened =
                 open_in_root(self.root, dir, OFlags::PATH | OFlags::DIRECTORY).and_then(|fd| {
                     let st = rustix::fs::fstat(&fd)?;
@@ -293,15 +295,18 @@ impl<'r> Looker<'r> {
                         special,
                     })
                 });
-            self.dir = Some(opened.map_err(|e| (dir.to_string(), e.kind(), e.raw_os_error())));
+            self.dirs.truncate(DIRS_KEPT - 1);
+            self.dirs.insert(
+                0,
+                opened.map_err(|e| (dir.to_string(), e.kind(), e.raw_os_error())),
+            );
         }
-        match &self.dir {
-            Some(Ok(d)) => Ok(d),
-            Some(Err((_, kind, raw))) => Err(match raw {
+        match &self.dirs[0] {
+            Ok(d) => Ok(d),
+            Err((_, kind, raw)) => Err(match raw {
                 Some(errno) => io::Error::from_raw_os_error(*errno),
                 None => io::Error::from(*kind),
             }),
-            None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
     }
 
@@ -645,6 +650,8 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
     Ok(results.into_iter().flat_map(|(_, f)| f).collect())
 }
 
+/// Directories a [`Looker`] holds open at a time.
+const DIRS_KEPT: usize = 4;
 /// At most this many threads look at files (more only contend on a small machine).
 const MAX_THREADS: usize = 4;
 /// A thread is worth starting for this many files.
