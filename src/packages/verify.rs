@@ -9,7 +9,8 @@
 //! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), as an
 //! `O_PATH` probe that does not follow a final symlink, then checked with `fstat`; only a
 //! regular file is then opened for reading, and only as the very inode the probe names
-//! (`/proc/self/fd/N`), so a FIFO or a device is never opened, and nothing is written.
+//! (`/proc/thread-self/fd/N`, through that directory held open by each thread), so a FIFO
+//! or a device is never opened, and nothing is written.
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
 use std::collections::BTreeMap;
@@ -217,8 +218,7 @@ fn open_in_root(root: &Root, path: &str, flags: OFlags) -> io::Result<OwnedFd> {
 
 /// A directory of the root held open while its files are verified (a package's files come
 /// sorted, so those of one directory follow each other): each file is then looked at with
-/// one `fstatat` of its base name, and opened with one `openat`, instead of resolving its
-/// whole path inside the root twice.
+/// one `openat` of its base name instead of resolving its whole path inside the root.
 struct Dir {
     path: String,
     fd: OwnedFd,
@@ -232,10 +232,14 @@ struct Dir {
 type DirFailure = (String, io::ErrorKind, Option<i32>);
 
 /// Looks at the files of a root, one directory held open at a time, and digests regular
-/// files into one reused buffer.
+/// files into one reused buffer. One per thread (it holds the thread's
+/// `/proc/thread-self/fd`, through which probes are reopened).
 struct Looker<'r> {
     root: &'r Root,
-    dir: Option<Result<Dir, DirFailure>>,
+    /// The last few directories asked for, the latest first (a package's files alternate
+    /// between a directory and its subdirectories: `/opt/x`, `/opt/x/y.d/*`, `/opt/x`...).
+    dirs: Vec<Result<Dir, DirFailure>>,
+    fd_dir: Option<crate::sys::FdDir>,
     buf: Vec<u8>,
 }
 
@@ -256,20 +260,30 @@ impl<'r> Looker<'r> {
     fn new(root: &'r Root) -> Self {
         Looker {
             root,
-            dir: None,
+            dirs: Vec::with_capacity(DIRS_KEPT),
+            fd_dir: None,
             buf: Vec::new(),
         }
     }
 
+    /// This thread's `/proc/thread-self/fd`, opened on first use.
+    fn fd_dir(&mut self) -> io::Result<&crate::sys::FdDir> {
+        if self.fd_dir.is_none() {
+            self.fd_dir = Some(crate::sys::FdDir::of_this_thread()?);
+        }
+        Ok(self.fd_dir.as_ref().expect("just set"))
+    }
+
     /// The directory `dir` of the root, opened `O_PATH` inside it (symlinks followed inside
-    /// the root), kept until another directory is asked for.
+    /// the root), kept while it is one of the last [`DIRS_KEPT`] asked for.
     fn dir(&mut self, dir: &str) -> io::Result<&Dir> {
-        let cached = match &self.dir {
-            Some(Ok(d)) => d.path == dir,
-            Some(Err((p, ..))) => p == dir,
-            None => false,
-        };
-        if !cached {
+        let held = self.dirs.iter().position(|d| match d {
+            Ok(d) => d.path == dir,
+            Err((p, ..)) => p == dir,
+        });
+        if let Some(i) = held {
+            self.dirs[..=i].rotate_right(1);
+        } else {
             let opened =
                 open_in_root(self.root, dir, OFlags::PATH | OFlags::DIRECTORY).and_then(|fd| {
                     let st = rustix::fs::fstat(&fd)?;
@@ -281,15 +295,18 @@ impl<'r> Looker<'r> {
                         special,
                     })
                 });
-            self.dir = Some(opened.map_err(|e| (dir.to_string(), e.kind(), e.raw_os_error())));
+            self.dirs.truncate(DIRS_KEPT - 1);
+            self.dirs.insert(
+                0,
+                opened.map_err(|e| (dir.to_string(), e.kind(), e.raw_os_error())),
+            );
         }
-        match &self.dir {
-            Some(Ok(d)) => Ok(d),
-            Some(Err((_, kind, raw))) => Err(match raw {
+        match &self.dirs[0] {
+            Ok(d) => Ok(d),
+            Err((_, kind, raw)) => Err(match raw {
                 Some(errno) => io::Error::from_raw_os_error(*errno),
                 None => io::Error::from(*kind),
             }),
-            None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
     }
 
@@ -325,9 +342,10 @@ impl Probe {
         Ok(rustix::fs::readlinkat(&self.fd, "", Vec::new())?.into_bytes())
     }
 
-    /// Opens for reading the very inode the probe names (`/proc/self/fd/N`), only when it
-    /// is a regular file and on no procfs or sysfs: never a FIFO or a device.
-    fn open(&self) -> io::Result<std::fs::File> {
+    /// Opens for reading the very inode the probe names (`/proc/thread-self/fd/N`, through
+    /// `fds`), only when it is a regular file and on no procfs or sysfs: never a FIFO or a
+    /// device.
+    fn open(&self, fds: &crate::sys::FdDir) -> io::Result<std::fs::File> {
         let kind = FileType::from_raw_mode(self.st.st_mode);
         if kind != FileType::RegularFile {
             return Err(io::Error::other(format!(
@@ -346,7 +364,7 @@ impl Probe {
                 "refusing a file on procfs or sysfs",
             ));
         }
-        let fd = crate::sys::reopen(
+        let fd = fds.reopen(
             std::os::fd::AsFd::as_fd(&self.fd),
             OFlags::RDONLY | OFlags::NOCTTY,
         )?;
@@ -477,7 +495,7 @@ fn verify_file(
     let mut size = sb.st_size as u64;
     // A regular file whose content or capabilities are compared is opened once for both.
     let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
-        Some(probe.open())
+        Some(look.fd_dir().and_then(|fds| probe.open(fds)))
     } else {
         None
     };
@@ -556,9 +574,11 @@ fn verify_file(
 /// the files that differ, as rpm shows them. `db` must have been read with
 /// [`crate::rpmdb::Detail::Files`].
 ///
-/// Looking at files is nearly all system calls (five per regular file, the least that
-/// looks before it opens), so packages are verified on a few threads at once, each with
-/// its own open directory and buffer; the findings keep the database's order.
+/// Looking at files is nearly all system calls (per regular file: the `O_PATH` probe,
+/// `fstat`, the reopen through `/proc/thread-self/fd`, `read`, `flistxattr` and two
+/// `close`s, the least that looks before it opens), so packages are verified on a few
+/// threads at once, each with its own open directories and buffer; the findings keep the
+/// database's order.
 pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Finding>, Error> {
     let mut pkgs: Vec<&Package> = match name {
         Some(n) => super::by_name(db, n)?,
@@ -632,6 +652,8 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
     Ok(results.into_iter().flat_map(|(_, f)| f).collect())
 }
 
+/// Directories a [`Looker`] holds open at a time.
+const DIRS_KEPT: usize = 4;
 /// At most this many threads look at files (more only contend on a small machine).
 const MAX_THREADS: usize = 4;
 /// A thread is worth starting for this many files.

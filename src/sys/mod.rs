@@ -229,6 +229,62 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: rustix::fs::OFlags) -> io::Result<Owned
     )?)
 }
 
+/// This thread's `/proc/thread-self/fd`, held open to reopen many `O_PATH` descriptors as
+/// [`reopen`] does, each with one `openat` of the descriptor's number (no path walk through
+/// `/proc/self`, no allocation): what verifying thousands of files costs less with.
+///
+/// It names the descriptor table of the thread that opened it, so it is not `Send`: a
+/// thread uses its own.
+pub struct FdDir {
+    dir: OwnedFd,
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl FdDir {
+    /// Opens the calling thread's `/proc/thread-self/fd`.
+    ///
+    /// # Errors
+    /// Those of `open(2)`; ENOENT when this process's `/proc` is not mounted.
+    pub fn of_this_thread() -> io::Result<FdDir> {
+        let dir = rustix::fs::open(
+            "/proc/thread-self/fd",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        Ok(FdDir {
+            dir,
+            _this_thread: std::marker::PhantomData,
+        })
+    }
+
+    /// [`reopen`] through this directory: the kernel opens the very inode `fd` names.
+    ///
+    /// # Errors
+    /// Those of `openat(2)`.
+    pub fn reopen(&self, fd: BorrowedFd<'_>, flags: rustix::fs::OFlags) -> io::Result<OwnedFd> {
+        // The descriptor's number in decimal, NUL-terminated, on the stack.
+        let mut name = [0u8; 12];
+        let mut n = fd.as_raw_fd().unsigned_abs();
+        let mut i = name.len() - 1;
+        loop {
+            i -= 1;
+            name[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let name = std::ffi::CStr::from_bytes_with_nul(&name[i..])
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(rustix::fs::openat(
+            &self.dir,
+            name,
+            flags | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?)
+    }
+}
+
 /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)` (Linux 5.11): every descriptor but 0, 1 and 2
 /// is closed at the next `execve`, whoever opened it and however it was inherited. Falls back
 /// to setting `FD_CLOEXEC` on each open descriptor (from `/proc/self/fd`) on older kernels.
