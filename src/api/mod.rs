@@ -450,6 +450,22 @@ pub fn transact<R>(
     let read_db = || packages::read_container(&root, &c.id, Detail::Full);
     let read_files = || packages::read_container(&root, &c.id, Detail::Files);
     let read_only_fs = |dir: &str| packages::read_only_fs(&root, dir);
+    let rpm_on_path = || {
+        let path = crate::procfs::environ(c.entry_point().0)
+            .ok()
+            .and_then(|env| {
+                env.iter()
+                    .find_map(|kv| kv.strip_prefix("PATH=").map(str::to_string))
+            })
+            .unwrap_or_else(|| crate::enter::DEFAULT_PATH.to_string());
+        // A relative entry (the working directory) is left to the probe in the container.
+        path.split(':').any(|d| {
+            !d.starts_with('/')
+                || root
+                    .resolve(format!("{d}/rpm").as_bytes(), rustix::fs::OFlags::PATH)
+                    .is_ok()
+        })
+    };
     act(&packages::transaction::Context {
         container: &c.id,
         run: &run,
@@ -458,6 +474,7 @@ pub fn transact<R>(
         wait,
         run_native: &run_native,
         read_files: &read_files,
+        rpm_on_path: &rpm_on_path,
     })
 }
 

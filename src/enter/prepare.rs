@@ -205,7 +205,14 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
         .ok()
         .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok())
         .unwrap_or(40);
-    let cgroups = cgroups_to_join(pid, me, &mut notes);
+    // The native package path's job is the sidecar's own code for a moment, not a program
+    // of the container: it stays in our cgroups (moving a process between cgroup v1
+    // hierarchies took 6-7 ms here, most of a native transaction; the written files' page
+    // cache is then charged to the sidecar, and the container's pids limit does not apply).
+    let cgroups = match req.native_job {
+        Some(_) => Vec::new(),
+        None => cgroups_to_join(pid, me, &mut notes),
+    };
     let mut ns_files = Vec::new();
     if req.setns_files {
         for (kind, _) in KINDS.iter().filter(|(k, _)| kinds.contains(k)) {

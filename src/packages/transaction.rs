@@ -386,6 +386,9 @@ pub struct Context<'a, E> {
     pub run_native: &'a RunInContainer<'a, E>,
     /// Reads the container's database natively with every package's files (`Detail::Files`).
     pub read_files: &'a dyn Fn() -> Result<Database, super::Error>,
+    /// Whether a file named `rpm` is in one of the container's `PATH` directories (looked
+    /// up natively: no helper runs when there is none).
+    pub rpm_on_path: &'a dyn Fn() -> bool,
 }
 
 /// The containers with a transaction in progress in this process (one each at most).
@@ -428,6 +431,12 @@ impl<E> Context<'_, E> {
     /// not installed"; `rpm --version` is asked only to explain a refusal.
     pub(crate) fn usable_rpm(&self, probe_name: &str) -> Result<(), TxError<E>> {
         const MARK: &str = "sidecar-librpm-probe";
+        if !(self.rpm_on_path)() {
+            return Err(TxError::RpmNotAvailable(format!(
+                "container {} has no usable rpm: no `rpm` on its PATH",
+                self.container
+            )));
+        }
         let q = (self.run)(&["rpm", "-q", "--qf", MARK, probe_name], None);
         let readable = matches!(&q, Ok(f) if (f.exit_code == Some(0) && f.stdout.starts_with(MARK))
             || (f.exit_code == Some(1) && f.stdout.contains("is not installed")));

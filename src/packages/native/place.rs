@@ -250,7 +250,8 @@ pub fn disk_digest(p: &Place, algo: u32) -> Option<String> {
     }
     let mut h = Hasher::new(algo)?;
     let mut f = std::fs::File::from(fd);
-    let mut buf = vec![0u8; 64 << 10];
+    let size = usize::try_from(st.st_size).unwrap_or(0);
+    let mut buf = vec![0u8; size.saturating_add(1).clamp(512, 64 << 10)];
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,

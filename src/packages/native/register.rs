@@ -36,6 +36,7 @@ impl Register {
         match db.format {
             Format::Sqlite => {
                 let c = sqlite::open(&db.sqlite_path())?;
+                sqlite::no_fsync(&c)?;
                 c.execute_batch("BEGIN IMMEDIATE")
                     .map_err(|e| e.to_string())?;
                 Ok(Register::Sqlite(c))

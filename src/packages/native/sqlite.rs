@@ -36,9 +36,19 @@ pub fn open(path: &str) -> Result<Connection, String> {
     Ok(c)
 }
 
-/// After the commit, as rpm closes a database it wrote: the WAL folded back into the file.
+/// Before the transaction, as rpm's `rpmtsRun` does (`dbSetFSync(db, 0)`): no fsync for
+/// each commit; the checkpoint after it syncs the database once.
+pub fn no_fsync(c: &Connection) -> Result<(), String> {
+    c.execute_batch("PRAGMA synchronous = OFF")
+        .map_err(|e| e.to_string())
+}
+
+/// After the commit, as rpm ends a transaction and closes a database it wrote: fsync back
+/// on, the WAL folded back into the file (synced) and emptied.
 pub fn checkpoint(c: &Connection) {
-    let _ = c.execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint = TRUNCATE;");
+    let _ = c.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA optimize; PRAGMA wal_checkpoint = TRUNCATE;",
+    );
 }
 
 /// Creates an index table rpm would have created, when the database lacks it.
