@@ -471,6 +471,19 @@ fn install_natively_then_rpm_agrees() {
     assert!(vdb.status.success(), "{}", text(&vdb));
     // What was stored is what rpm stores for the same package.
     same_as_rpm_stores(&c, "tool-1-1.noarch");
+    // Replies that run nothing name the path too.
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["status"].as_str(), v["method"].as_str()),
+        (200, Some("already-installed"), Some("native")),
+        "{v}"
+    );
+    let (status, v) = server.request("DELETE", &format!("/{}/rpms/no-such-package", c.short()));
+    assert_eq!(
+        (status, v["status"].as_str(), v["method"].as_str()),
+        (404, Some("not-installed"), Some("native")),
+        "{v}"
+    );
     // And rpm can erase it.
     let e = c.rpm(&["-e", "--noscripts", "tool"]);
     assert!(e.status.success(), "{}", text(&e));

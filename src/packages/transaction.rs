@@ -463,6 +463,16 @@ impl<E> Context<'_, E> {
         )))
     }
 
+    /// The path a transaction would take, for replies that run nothing: `native` when no
+    /// `rpm` is on the container's PATH (a probe decides the rest when it runs).
+    fn method(&self) -> &'static str {
+        if (self.rpm_on_path)() {
+            "rpm"
+        } else {
+            "native"
+        }
+    }
+
     pub(crate) fn writable(&self, db: &Database) -> Result<(), TxError<E>> {
         if (self.read_only_fs)(&db.dir) {
             return Err(TxError::ReadOnly(format!(
@@ -480,7 +490,7 @@ impl<E> Context<'_, E> {
         let db = (self.read_db)().map_err(TxError::Db)?;
         let pkg = match choose(&db, spec) {
             Target::NotInstalled => {
-                let mut reply = json!({"status": "not-installed", "method": "rpm"});
+                let mut reply = json!({"status": "not-installed", "method": self.method()});
                 if test {
                     reply["test"] = json!(true);
                 }
@@ -550,8 +560,7 @@ impl<E> Context<'_, E> {
             .filter(|p| p.name == upload.name)
             .collect();
         if let Some(p) = same_name.iter().find(|p| names_of(p).contains(&want)) {
-            let mut reply =
-                json!({"status": "already-installed", "package": package_json(p), "method": "rpm"});
+            let mut reply = json!({"status": "already-installed", "package": package_json(p), "method": self.method()});
             if test {
                 reply["test"] = json!(true);
             }
