@@ -1105,3 +1105,27 @@ fn a_long_native_reply_does_not_stall_the_transaction() {
     );
     assert_eq!(c.qa(), ["base-1-1.noarch", "many-1-1.noarch"]);
 }
+
+/// A file of the package where the container has a directory (one no package owns, so no
+/// file conflict rpm would report): refused before anything is renamed into place or
+/// registered, and the container is as it was (no file of the package half in place, no
+/// temporary name, no directory made).
+#[test]
+fn a_file_over_a_directory_is_refused_and_changes_nothing() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    std::fs::create_dir_all(c.path("/usr/bin/tool")).unwrap();
+    std::fs::write(c.path("/usr/bin/tool/keep"), "the container's\n").unwrap();
+    let before = c.state();
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert!(
+        v["output"].as_str().unwrap_or("").contains("/usr/bin/tool"),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "the container is as it was");
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+}

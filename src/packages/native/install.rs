@@ -164,6 +164,14 @@ pub fn install(
                 continue;
             }
             let place = dirs.place(&f.path, true)?;
+            // A rename cannot put a file over a directory: refused now, not at the commit,
+            // when files before it would be in place already.
+            if lstat(&place).is_some_and(|st| st.st_mode as u16 & S_IFMT == S_IFDIR) {
+                return Err(format!(
+                    "{}: a directory is in the way of the package's file (refused)",
+                    f.path
+                ));
+            }
             let fate = decide(&place, f, old_files.get(f.path.as_str()).copied(), algo);
             if matches!(fate, Fate::Skip) {
                 continue;
@@ -280,23 +288,34 @@ pub fn install(
         }
     };
 
-    // Step 4: commit.
-    for s in &staged {
+    // Step 4: commit. A rename that fails now (the container changed a place since it was
+    // checked) leaves no temporary name behind, and says what is in place already.
+    for (i, s) in staged.iter().enumerate() {
         let p = &s.place;
-        match s.fate {
-            Fate::Create => rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?,
+        let renamed = match s.fate {
+            Fate::Create => rename_in(&*p.dir, &s.tmp, &p.name, &p.path),
             Fate::AltName => {
                 let alt = format!("{}.rpmnew", p.name);
-                rename_in(&*p.dir, &s.tmp, &alt, &p.path)?;
+                let r = rename_in(&*p.dir, &s.tmp, &alt, &p.path);
                 warnings.push(format!("warning: {} created as {}.rpmnew", p.path, p.path));
+                r
             }
             Fate::Backup(ext) => {
                 let saved = format!("{}{ext}", p.name);
-                rename_in(&*p.dir, &p.name, &saved, &p.path)?;
-                rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?;
+                let r = rename_in(&*p.dir, &p.name, &saved, &p.path)
+                    .and_then(|()| rename_in(&*p.dir, &s.tmp, &p.name, &p.path));
                 warnings.push(format!("warning: {} saved as {}{ext}", p.path, p.path));
+                r
             }
-            Fate::Skip => {}
+            Fate::Skip => Ok(()),
+        };
+        if let Err(e) = renamed {
+            for rest in &staged[i..] {
+                let _ = rustix::fs::unlinkat(&*rest.place.dir, rest.tmp.as_str(), AtFlags::empty());
+            }
+            return Err(format!(
+                "{e} (the commit had begun: the package's files before it are in place, the rest are not)"
+            ));
         }
     }
     if let Some(old) = old {
