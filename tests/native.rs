@@ -114,6 +114,14 @@ const SPECS: &[Pkg] = &[
         files: "%defattr(0644,nosuchuser,nosuchgroup,0755)\n/usr/share/many",
         scripts: "",
     },
+    // Obsoletes tool, and puts its own /usr/bin/tool: rpm -U erases tool.
+    Pkg {
+        nvr: ("newtool", "1", "1"),
+        preamble: "Obsoletes: tool",
+        install: "mkdir -p %{buildroot}/usr/bin && echo newtool > %{buildroot}/usr/bin/tool",
+        files: "/usr/bin/tool",
+        scripts: "",
+    },
     // For the hostile edits of tests/tools/repack.py: names of equal length to swap.
     Pkg {
         nvr: ("evil", "1", "1"),
@@ -1128,4 +1136,35 @@ fn a_file_over_a_directory_is_refused_and_changes_nothing() {
     );
     assert_eq!(c.state(), before, "the container is as it was");
     assert_eq!(c.qa(), ["base-1-1.noarch"]);
+}
+
+/// A package that obsoletes an installed package of another name: rpm erases that one in
+/// the same transaction (and so reports no file conflict with it). The native path replaces
+/// only the package of the same name: it must not install the new one beside the obsoleted
+/// one, over its files, both registered.
+#[test]
+fn obsoleting_another_package_is_refused_natively() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    let before = c.state();
+    let (status, v) = install(&server, c.short(), rpm_file("newtool-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("native_unsupported")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("obsoletes"),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "nothing was changed");
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-1-1.noarch"]);
 }
