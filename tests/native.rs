@@ -122,6 +122,14 @@ const SPECS: &[Pkg] = &[
         files: "/usr/bin/tool",
         scripts: "",
     },
+    // base's /etc/base.txt under another name, where the container links /etc2 to etc.
+    Pkg {
+        nvr: ("alias", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/etc2 && echo other > %{buildroot}/etc2/base.txt",
+        files: "/etc2/base.txt",
+        scripts: "",
+    },
     // For the hostile edits of tests/tools/repack.py: names of equal length to swap.
     Pkg {
         nvr: ("evil", "1", "1"),
@@ -1167,4 +1175,39 @@ fn obsoleting_another_package_is_refused_natively() {
     );
     assert_eq!(c.state(), before, "nothing was changed");
     assert_eq!(c.qa(), ["base-1-1.noarch", "tool-1-1.noarch"]);
+}
+
+/// A file of the package that is another package's file through a directory symlink of
+/// the container (`/etc2 -> etc`, as `/bin -> usr/bin` in merged-/usr images): rpm's
+/// fingerprints make it a file conflict (Debian's rpm says so with `--test`); the native
+/// path must not write over the other package's file.
+#[test]
+fn a_file_conflict_through_a_directory_symlink_is_refused() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    std::os::unix::fs::symlink("etc", c.path("/etc2")).unwrap();
+    let alias = rpm_file("alias-1-1.noarch").to_str().unwrap();
+    let real = c.rpm(&["-i", "--test", "--nodeps", alias]);
+    assert!(
+        !real.status.success()
+            && text(&real).contains(
+                "file /etc2/base.txt from install of alias-1-1.noarch conflicts with file from package base-1-1.noarch"
+            ),
+        "{}",
+        text(&real)
+    );
+    let before = c.state();
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("alias-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert!(
+        v["output"].as_str().unwrap_or("").contains(
+            "file /etc2/base.txt from install of alias-1-1.noarch conflicts with file from package base-1-1.noarch"
+        ),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "base's file is as it was");
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
 }

@@ -36,7 +36,7 @@ pub const RPMLIB_PROVIDES: [&str; 13] = [
 
 /// rpm's `rpmfilesCompare` for a file conflict: the same type, and for regular files the
 /// same digest, for symlinks the same target.
-fn same_file(a: &FileEntry, b: &FileEntry) -> bool {
+pub fn same_file(a: &FileEntry, b: &FileEntry) -> bool {
     let kind = |m: u16| m & 0o170000;
     kind(a.mode) == kind(b.mode)
         && match kind(a.mode) {
