@@ -105,6 +105,31 @@ const SPECS: &[Pkg] = &[
         files: "/usr/share/devnode/x\n%dev(c,1,3) %attr(0666,root,root) /usr/share/devnode/null",
         scripts: "",
     },
+    // Many files of owners the container does not know: a warning each, a long reply.
+    Pkg {
+        nvr: ("many", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/usr/share/many\n\
+                  for i in $(seq 1 1500); do echo $i > %{buildroot}/usr/share/many/f$i; done",
+        files: "%defattr(0644,nosuchuser,nosuchgroup,0755)\n/usr/share/many",
+        scripts: "",
+    },
+    // Obsoletes tool, and puts its own /usr/bin/tool: rpm -U erases tool.
+    Pkg {
+        nvr: ("newtool", "1", "1"),
+        preamble: "Obsoletes: tool",
+        install: "mkdir -p %{buildroot}/usr/bin && echo newtool > %{buildroot}/usr/bin/tool",
+        files: "/usr/bin/tool",
+        scripts: "",
+    },
+    // base's /etc/base.txt under another name, where the container links /etc2 to etc.
+    Pkg {
+        nvr: ("alias", "1", "1"),
+        preamble: "",
+        install: "mkdir -p %{buildroot}/etc2 && echo other > %{buildroot}/etc2/base.txt",
+        files: "/etc2/base.txt",
+        scripts: "",
+    },
     // For the hostile edits of tests/tools/repack.py: names of equal length to swap.
     Pkg {
         nvr: ("evil", "1", "1"),
@@ -178,6 +203,12 @@ impl Micro {
 
     /// With the database made by `rpm_bin` (the ndb-capable rpm makes an ndb one).
     fn start_with(installed: &[&str], rpm_bin: &Path) -> Micro {
+        Micro::start_opts(installed, rpm_bin, None)
+    }
+
+    /// With `drop` (capsh's `--drop` list) taken from the container's bounding set, as a
+    /// runtime's default does: its root is then not all-powerful.
+    fn start_opts(installed: &[&str], rpm_bin: &Path, drop: Option<&str>) -> Micro {
         let id = random_id();
         let seed = TempDir::new("nativeseed");
         let s = seed.path();
@@ -214,11 +245,15 @@ impl Micro {
             cgroups.push(dir);
         }
         let layer = format!("/tmp/sidecar-native-{}", &id[..12]);
+        let enter = match drop {
+            None => "chroot $L /bin/sh -c".to_string(),
+            Some(d) => format!("capsh --drop={d} --chroot=$L --shell=/bin/sh -- -c"),
+        };
         let script = format!(
             "set -e; L={layer}; mkdir -p $L; mount -t tmpfs tmpfs $L; cp -a {seed}/. $L/; \
-             mount --rbind /dev $L/dev; hostname {host}; \
-             exec chroot $L /bin/sh -c 'mount -t proc proc /proc; \
-             until grep -q libpod-{id} /proc/self/cgroup; do sleep 0.02; done; exec sleep 100000'",
+             mount --rbind /dev $L/dev; hostname {host}; mount -t proc proc $L/proc; \
+             exec {enter} 'until grep -q libpod-{id} /proc/self/cgroup; do sleep 0.02; done; \
+             exec sleep 100000'",
             seed = s.display(),
             host = &id[..12],
         );
@@ -994,4 +1029,198 @@ fn an_ndb_database_natively_then_the_ndb_rpm_agrees() {
     assert!(e.status.success(), "{}", text(&e));
     assert_eq!(c.qa(), ["base-1-1.noarch"]);
     assert!(!c.path("/usr/bin/tool").exists());
+}
+
+/// The host PID of the native job's process (the enter helper's child, in the container's
+/// PID namespace, running the sidecar's code), once it exists.
+fn native_job_pid(c: &Micro) -> u32 {
+    let ns = |p: u32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let exe = std::fs::canonicalize(SIDECAR).unwrap();
+    let mut found = None;
+    wait_until("the native job", Duration::from_secs(10), || {
+        found = sidecar::procfs::pids().unwrap().into_iter().find(|&p| {
+            p != c.init
+                && ns(p).is_some()
+                && ns(p) == ns(c.init)
+                && std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == exe)
+        });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// While the native job runs (here: waits for rpm's lock, which the container holds as a
+/// concurrent rpm would, for as long as it likes), a root process of the container with the
+/// container's own capabilities looks at the job's descriptors (`/proc/<job>/fd`). None may
+/// be a handle of the sidecar's: the helper opened this machine's `/proc` before it joined
+/// the container, and through it (`/proc/sys`, other processes) the container would reach
+/// what its own mounts hide.
+#[test]
+fn the_native_job_hands_the_container_no_descriptor_of_the_sidecar() {
+    if !privileged(&TOOLS) || !have("capsh") || !have("python3") {
+        return;
+    }
+    const DROP: &str = "cap_sys_admin,cap_sys_ptrace,cap_sys_module";
+    let c = Micro::start_opts(&["base-1-1.noarch"], Path::new("rpm"), Some(DROP));
+    let server = Server::start(&[]);
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
+        .arg(c.path("/var/lib/rpm/.rpm.lock"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let (looked, (status, v)) = std::thread::scope(|s| {
+        let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
+        let pid = native_job_pid(&c);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let ns_pid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap()
+            .to_string();
+        // The container's root: its namespaces, its root, its capabilities.
+        let out = Command::new("nsenter")
+            .args(["-t", &c.init.to_string(), "-m", "-p", "-u", "-i", "-n", "--"])
+            .args(["capsh", &format!("--drop={DROP}")])
+            .arg(format!("--chroot={}", c.layer))
+            .args(["--shell=/bin/sh", "--", "-c"])
+            .arg(
+                "[ -d /proc/$1 ] && echo 'HOST PIDS: the container sees them anyway'; \
+                 for f in /proc/$0/fd/*; do [ -d \"$f/$1\" ] && echo \"HOST /proc through $f\"; done; \
+                 ls -l /proc/$0/fd/ 2>&1; echo looked",
+            )
+            .arg(&ns_pid)
+            .arg(std::process::id().to_string())
+            .output()
+            .unwrap();
+        drop(holder.stdin.take());
+        (text(&out), job.join().unwrap())
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        looked.contains("looked") && !looked.contains("HOST"),
+        "{looked}"
+    );
+}
+
+/// A reply longer than a pipe holds (a warning for each of 1500 files whose owner the
+/// container does not know, as rpm gives them): the helper must read it while the job
+/// writes it, not wait for the job to end first.
+#[test]
+fn a_long_native_reply_does_not_stall_the_transaction() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("many-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["output"].as_str().unwrap_or("").len() > 128 << 10,
+        "the reply is longer than a pipe holds: {}",
+        v["output"].as_str().unwrap_or("").len()
+    );
+    assert_eq!(c.qa(), ["base-1-1.noarch", "many-1-1.noarch"]);
+}
+
+/// A file of the package where the container has a directory (one no package owns, so no
+/// file conflict rpm would report): refused before anything is renamed into place or
+/// registered, and the container is as it was (no file of the package half in place, no
+/// temporary name, no directory made).
+#[test]
+fn a_file_over_a_directory_is_refused_and_changes_nothing() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    std::fs::create_dir_all(c.path("/usr/bin/tool")).unwrap();
+    std::fs::write(c.path("/usr/bin/tool/keep"), "the container's\n").unwrap();
+    let before = c.state();
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert!(
+        v["output"].as_str().unwrap_or("").contains("/usr/bin/tool"),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "the container is as it was");
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
+}
+
+/// A package that obsoletes an installed package of another name: rpm erases that one in
+/// the same transaction (and so reports no file conflict with it). The native path replaces
+/// only the package of the same name: it must not install the new one beside the obsoleted
+/// one, over its files, both registered.
+#[test]
+fn obsoleting_another_package_is_refused_natively() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    assert_eq!(status, 200, "{v}");
+    let before = c.state();
+    let (status, v) = install(&server, c.short(), rpm_file("newtool-1-1.noarch"), "");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("native_unsupported")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("obsoletes"),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "nothing was changed");
+    assert_eq!(c.qa(), ["base-1-1.noarch", "tool-1-1.noarch"]);
+}
+
+/// A file of the package that is another package's file through a directory symlink of
+/// the container (`/etc2 -> etc`, as `/bin -> usr/bin` in merged-/usr images): rpm's
+/// fingerprints make it a file conflict (Debian's rpm says so with `--test`); the native
+/// path must not write over the other package's file.
+#[test]
+fn a_file_conflict_through_a_directory_symlink_is_refused() {
+    if !privileged(&TOOLS) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    std::os::unix::fs::symlink("etc", c.path("/etc2")).unwrap();
+    let alias = rpm_file("alias-1-1.noarch").to_str().unwrap();
+    let real = c.rpm(&["-i", "--test", "--nodeps", alias]);
+    assert!(
+        !real.status.success()
+            && text(&real).contains(
+                "file /etc2/base.txt from install of alias-1-1.noarch conflicts with file from package base-1-1.noarch"
+            ),
+        "{}",
+        text(&real)
+    );
+    let before = c.state();
+    let server = Server::start(&[]);
+    let (status, v) = install(&server, c.short(), rpm_file("alias-1-1.noarch"), "");
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert!(
+        v["output"].as_str().unwrap_or("").contains(
+            "file /etc2/base.txt from install of alias-1-1.noarch conflicts with file from package base-1-1.noarch"
+        ),
+        "{v}"
+    );
+    assert_eq!(c.state(), before, "base's file is as it was");
+    assert_eq!(c.qa(), ["base-1-1.noarch"]);
 }

@@ -146,8 +146,22 @@ pub(super) fn child(
         ),
     };
     if let Some(job) = &req.native_job {
-        // Not an exec: this process is a fork of the single-threaded helper, so its heap
-        // and the whole of the sidecar's code are usable here.
+        // Not an exec, so nothing closes on exec: the helper's descriptors (this machine's
+        // `/proc`, opened before the join; the pidfd; the pipes) would stay open while the
+        // job runs, or waits for rpm's lock, which the container can hold, and the
+        // container's root could take them from `/proc/<pid>/fd` (this process is dumpable,
+        // its capabilities the container's). Non-dumpable first, while the report pipe is
+        // open; then every descriptor but 0, 1, 2 closed, the report pipe with them, so that
+        // the helper goes on to read the job's reply while the job writes it (a reply longer
+        // than a pipe holds would otherwise wait for a reader that waits for it to end).
+        if let Err(e) = sys::set_non_dumpable() {
+            report(errpipe, Step::Stdio, &e);
+        }
+        if sys::close_from_3_in_child().is_err() {
+            sys::exit_now(125);
+        }
+        // This process is a fork of the single-threaded helper, so its heap and the whole of
+        // the sidecar's code are usable here.
         let code = crate::packages::native::apply::main(job);
         sys::exit_now(code);
     }

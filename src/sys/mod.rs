@@ -321,6 +321,42 @@ pub fn cloexec_from_3() -> io::Result<()> {
     Ok(())
 }
 
+/// `close_range(3, ~0, 0)` (Linux 5.9): every descriptor but 0, 1 and 2 is closed now, for a
+/// forked child that runs our own code instead of `execve` (the native package path) and so
+/// gets no close-on-exec. Falls back to closing each one listed in `/proc/self/fd`.
+///
+/// Only for a forked child that ends in [`exit_now`]: the `OwnedFd`s of its parent's code
+/// that this closes must never be used or dropped afterwards.
+///
+/// # Errors
+/// Only when neither way works.
+pub fn close_from_3_in_child() -> io::Result<()> {
+    // SAFETY: close_range takes plain integers. The caller's contract (a forked child that
+    // never returns into the code owning these descriptors) keeps any `OwnedFd` of a closed
+    // number from being used or closed again.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in open {
+        // SAFETY: as above; EBADF for the listing's own, now closed, descriptor is harmless.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
 /// Takes ownership of descriptor `fd` that this process inherited (the enter helper's fd 3,
 /// handed over by `give_fd_to_child`).
 ///

@@ -36,7 +36,7 @@ pub const RPMLIB_PROVIDES: [&str; 13] = [
 
 /// rpm's `rpmfilesCompare` for a file conflict: the same type, and for regular files the
 /// same digest, for symlinks the same target.
-fn same_file(a: &FileEntry, b: &FileEntry) -> bool {
+pub fn same_file(a: &FileEntry, b: &FileEntry) -> bool {
     let kind = |m: u16| m & 0o170000;
     kind(a.mode) == kind(b.mode)
         && match kind(a.mode) {
@@ -99,6 +99,14 @@ fn problem(kind: u32, message: String, str1: Option<String>, num1: u32) -> Probl
     }
 }
 
+/// Whether `new` obsoletes installed package `p` (by name and version, as rpm matches an
+/// `Obsoletes:` against installed packages).
+pub fn obsoletes(new: &Package, p: &Package) -> bool {
+    new.more().obsoletes.iter().any(|o| {
+        o.name == p.name && ranges_overlap(o.flags, &o.version, super::vercmp::EQUAL, &evr_of(p))
+    })
+}
+
 /// The problems of installing (or, with installed packages of the same name, updating to)
 /// `new` over `installed`, as `rpm -U` reports them. `files` gives each package's files.
 pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> Vec<Problem> {
@@ -139,13 +147,7 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
         return problems;
     }
     // What the transaction removes: older versions of the same name, and what it obsoletes.
-    let removed = |p: &Package| {
-        p.name == new.name
-            || new.more().obsoletes.iter().any(|o| {
-                o.name == p.name
-                    && ranges_overlap(o.flags, &o.version, super::vercmp::EQUAL, &evr_of(p))
-            })
-    };
+    let removed = |p: &Package| p.name == new.name || obsoletes(new, p);
     let staying: Vec<&Package> = installed.iter().filter(|p| !removed(p)).collect();
     let mut after = staying.clone();
     after.push(new);

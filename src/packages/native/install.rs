@@ -104,6 +104,7 @@ pub fn install(
         .map(|e| e.numbers())
         .unwrap_or_default();
     refuse_hostile(&files)?;
+    conflicts_through_symlinks(root, db, hdr_blob, &files, replace)?;
     let old = replace.and_then(|i| db.packages.iter().find(|p| p.instance == i));
     let old_files: HashMap<&str, &FileEntry> = old
         .map(|p| {
@@ -164,6 +165,14 @@ pub fn install(
                 continue;
             }
             let place = dirs.place(&f.path, true)?;
+            // A rename cannot put a file over a directory: refused now, not at the commit,
+            // when files before it would be in place already.
+            if lstat(&place).is_some_and(|st| st.st_mode as u16 & S_IFMT == S_IFDIR) {
+                return Err(format!(
+                    "{}: a directory is in the way of the package's file (refused)",
+                    f.path
+                ));
+            }
             let fate = decide(&place, f, old_files.get(f.path.as_str()).copied(), algo);
             if matches!(fate, Fate::Skip) {
                 continue;
@@ -280,23 +289,34 @@ pub fn install(
         }
     };
 
-    // Step 4: commit.
-    for s in &staged {
+    // Step 4: commit. A rename that fails now (the container changed a place since it was
+    // checked) leaves no temporary name behind, and says what is in place already.
+    for (i, s) in staged.iter().enumerate() {
         let p = &s.place;
-        match s.fate {
-            Fate::Create => rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?,
+        let renamed = match s.fate {
+            Fate::Create => rename_in(&*p.dir, &s.tmp, &p.name, &p.path),
             Fate::AltName => {
                 let alt = format!("{}.rpmnew", p.name);
-                rename_in(&*p.dir, &s.tmp, &alt, &p.path)?;
+                let r = rename_in(&*p.dir, &s.tmp, &alt, &p.path);
                 warnings.push(format!("warning: {} created as {}.rpmnew", p.path, p.path));
+                r
             }
             Fate::Backup(ext) => {
                 let saved = format!("{}{ext}", p.name);
-                rename_in(&*p.dir, &p.name, &saved, &p.path)?;
-                rename_in(&*p.dir, &s.tmp, &p.name, &p.path)?;
+                let r = rename_in(&*p.dir, &p.name, &saved, &p.path)
+                    .and_then(|()| rename_in(&*p.dir, &s.tmp, &p.name, &p.path));
                 warnings.push(format!("warning: {} saved as {}{ext}", p.path, p.path));
+                r
             }
-            Fate::Skip => {}
+            Fate::Skip => Ok(()),
+        };
+        if let Err(e) = renamed {
+            for rest in &staged[i..] {
+                let _ = rustix::fs::unlinkat(&*rest.place.dir, rest.tmp.as_str(), AtFlags::empty());
+            }
+            return Err(format!(
+                "{e} (the commit had begun: the package's files before it are in place, the rest are not)"
+            ));
         }
     }
     if let Some(old) = old {
@@ -360,6 +380,61 @@ fn refuse_hostile(files: &[FileEntry]) -> Result<(), String> {
                 return Err(format!(
                     "{}: written through {prefix}, a symlink of the same package (refused)",
                     f.path
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// rpm's file fingerprints (`fprint.c`): two paths whose directories are one directory (a
+/// symlink such as `/bin -> usr/bin` between them) name one file. A file of the package that
+/// is, so, a different file of another installed package is rpm's file conflict, which the
+/// server's check (by path) does not see; refused before anything is written.
+fn conflicts_through_symlinks(
+    root: &Root,
+    db: &Installed,
+    hdr_blob: &[u8],
+    files: &[FileEntry],
+    replace: Option<u32>,
+) -> Result<(), String> {
+    let plain = |f: &FileEntry| f.mode & S_IFMT != S_IFDIR && f.flags & FILE_GHOST == 0;
+    let mut by_name: HashMap<&str, Vec<(&crate::rpmdb::Package, &FileEntry)>> = HashMap::new();
+    for p in db.packages.iter().filter(|p| Some(p.instance) != replace) {
+        for o in p.more().entries.iter().filter(|o| plain(o)) {
+            if let Ok((_, name)) = super::place::split(&o.path) {
+                by_name.entry(name).or_default().push((p, o));
+            }
+        }
+    }
+    let mut ids: HashMap<String, Option<(u64, u64)>> = HashMap::new();
+    let mut id = |dir: &str| {
+        *ids.entry(dir.to_string()).or_insert_with(|| {
+            let fd = root
+                .resolve(dir.as_bytes(), OFlags::PATH | OFlags::DIRECTORY)
+                .ok()?;
+            let st = rustix::fs::fstat(&fd).ok()?;
+            Some((st.st_dev, st.st_ino))
+        })
+    };
+    for f in files.iter().filter(|f| plain(f)) {
+        let (dir, name) = super::place::split(&f.path)?;
+        for (p, o) in by_name.get(name).into_iter().flatten() {
+            let Ok((odir, _)) = super::place::split(&o.path) else {
+                continue;
+            };
+            if o.path == f.path || super::check::same_file(f, o) {
+                continue; // the same path is the server's check
+            }
+            let here = id(dir);
+            if here.is_some() && here == id(odir) {
+                let new = header::parse(hdr_blob, 0).map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "file {} from install of {} conflicts with file from package {} (its {}, the same file through a symlinked directory)",
+                    f.path,
+                    crate::packages::transaction::nevra(&new),
+                    crate::packages::transaction::nevra(p),
+                    o.path
                 ));
             }
         }

@@ -179,6 +179,20 @@ impl<E> Context<'_, E> {
             out.nevra = Some(want);
             return Ok(out);
         }
+        // rpm erases what the package obsoletes in the same transaction (and so reports no
+        // file conflict with it); the native path replaces only the package of the same
+        // name, and would install this one beside it, over its files, both registered.
+        if let Some(p) = db
+            .packages
+            .iter()
+            .find(|p| p.name != new.name && super::check::obsoletes(&new, p))
+        {
+            return Err(TxError::NativeUnsupported(format!(
+                "{} obsoletes the installed {}, which rpm would erase in the same transaction and the native path does not: erase it first (nothing was changed)",
+                nevra(&new),
+                nevra(p)
+            )));
+        }
         let replaced = db.packages.iter().find(|p| {
             p.name == new.name
                 && (p.arch == new.arch
