@@ -24,6 +24,7 @@ if [ "${1:-}" = test ]; then
   pkg_for openssl openssl
   pkg_for script bsdutils    # tests/pty.rs drives `sidecar exec -t` through it
   pkg_for setpriv util-linux
+  pkg_for capsh libcap2-bin   # tests/native.rs: a container with fewer capabilities
   [ -x /usr/bin/time ] || need+=(time)
   [ -x /bin/busybox ] || need+=(busybox-static)
   [ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)

@@ -1057,7 +1057,7 @@ fn native_job_pid(c: &Micro) -> u32 {
 /// what its own mounts hide.
 #[test]
 fn the_native_job_hands_the_container_no_descriptor_of_the_sidecar() {
-    if !privileged(&TOOLS) || !have("capsh") || !have("python3") {
+    if !privileged(&TOOLS) || !privileged(&["capsh", "python3"]) {
         return;
     }
     const DROP: &str = "cap_sys_admin,cap_sys_ptrace,cap_sys_module";

@@ -212,14 +212,17 @@ pub fn check_install(installed: &[Package], new: &Package, files: &FilesOf) -> V
     if !mine.is_empty() {
         for p in &staying {
             let theirs = files(p);
+            // By path, once per package: a linear search per new file was quadratic.
+            let by_path: std::collections::HashMap<&str, &FileEntry> = theirs
+                .iter()
+                .filter(|o| o.flags & RPMFILE_GHOST == 0)
+                .map(|o| (o.path.as_str(), o))
+                .collect();
             for f in mine
                 .iter()
                 .filter(|f| !is_dir(f) && f.flags & RPMFILE_GHOST == 0)
             {
-                if let Some(o) = theirs
-                    .iter()
-                    .find(|o| o.path == f.path && o.flags & RPMFILE_GHOST == 0)
-                {
+                if let Some(o) = by_path.get(f.path.as_str()) {
                     if !same_file(f, o) {
                         problems.push(problem(
                             t::FILE_CONFLICT,

@@ -137,11 +137,12 @@ pub fn install(
         let mut seen = vec![false; files.len()];
         // Hardlink sets: inode -> (the staged member with content, members waiting).
         let mut links: BTreeMap<u64, (Option<usize>, Vec<usize>)> = BTreeMap::new();
-        let nlink = |i: usize| {
-            inodes
-                .get(i)
-                .map_or(1, |ino| inodes.iter().filter(|x| *x == ino).count())
-        };
+        // How many files of the package share each inode number (counted once, not per file).
+        let mut per_inode: HashMap<u64, usize> = HashMap::new();
+        for ino in &inodes {
+            *per_inode.entry(*ino).or_default() += 1;
+        }
+        let nlink = |i: usize| inodes.get(i).map_or(1, |ino| per_inode[ino]);
         loop {
             let mut next = match reader.next_file() {
                 Ok(Some(f)) => f,
