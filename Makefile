@@ -21,7 +21,8 @@ test-deps:
 	./scripts/deps.sh test
 	./scripts/build-ndb-rpm
 
-# A static, stripped musl binary. musl-gcc is only needed by crates with C code (none today).
+# A static, stripped musl binary. musl-gcc (musl-tools) compiles the C libraries of the
+# native package path: SQLite, liblzma, zstd.
 static: deps
 	cargo build --release --target $(MUSL)
 	@file $(STATIC) | grep -Eq 'static(-pie)? linked' || { echo "$(STATIC) is not statically linked"; exit 1; }

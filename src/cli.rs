@@ -343,7 +343,10 @@ pub fn serve(a: Serve) -> CliResult {
     // Read secrets while single-threaded, then wipe them from our environment and make
     // ourselves non-dumpable: a root process of a target sharing our PID namespace must not
     // read them from /proc/<sidecar>/environ or /proc/<sidecar>/mem.
-    let env_user = auth::from_env();
+    let one_thread = crate::sys::single_threaded().ok_or(
+        "sidecar serve must start single-threaded (to wipe its secrets from its environment)",
+    )?;
+    let env_user = auth::from_env(one_thread);
     crate::sys::set_non_dumpable().map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))?;
     let mut users = Vec::new();
     if let Some(path) = &a.credentials {

@@ -43,8 +43,16 @@ pub fn run_as_pid1() -> ! {
     };
     let server = child.id() as i32;
     // The child has its own copy of the environment: our secrets are no longer needed here.
-    crate::sys::wipe_env_var("SIDECAR_PASSWORD");
-    crate::sys::wipe_env_var("SIDECAR_USER");
+    // No thread has been started: this is the process's first act.
+    match crate::sys::single_threaded() {
+        Some(t) => {
+            crate::sys::wipe_env_var(t, "SIDECAR_PASSWORD");
+            crate::sys::wipe_env_var(t, "SIDECAR_USER");
+        }
+        None => {
+            eprintln!("sidecar: as PID 1, not single-threaded: the secrets stay in its environment")
+        }
+    }
     let _ = crate::sys::set_non_dumpable();
     let mut watched = FORWARDED.to_vec();
     watched.push(libc::SIGCHLD);

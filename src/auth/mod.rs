@@ -124,12 +124,12 @@ pub fn parse_credentials(text: &str) -> Result<Vec<User>, String> {
 
 /// Reads `SIDECAR_USER`/`SIDECAR_PASSWORD` and wipes both from the process's environment
 /// memory, so that a process sharing our PID namespace cannot read them in
-/// `/proc/<sidecar>/environ`. Must run while single-threaded.
-pub fn from_env() -> Option<User> {
+/// `/proc/<sidecar>/environ`. Runs while single-threaded: the token says so.
+pub fn from_env(one_thread: crate::sys::SingleThreaded) -> Option<User> {
     let user = std::env::var("SIDECAR_USER").ok();
     let password = std::env::var("SIDECAR_PASSWORD").ok();
-    crate::sys::wipe_env_var("SIDECAR_PASSWORD");
-    crate::sys::wipe_env_var("SIDECAR_USER");
+    crate::sys::wipe_env_var(one_thread, "SIDECAR_PASSWORD");
+    crate::sys::wipe_env_var(one_thread, "SIDECAR_USER");
     match (user, password) {
         (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Some(User {
             name: u,

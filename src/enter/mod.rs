@@ -199,7 +199,7 @@ pub fn run(req: &Request, stdio: Stdio) -> Result<Finished, Error> {
         step: "make a pipe",
         source,
     })?;
-    let pid = match sys::fork() {
+    let pid = match sys::fork(p.one_thread) {
         Ok(sys::Forked::Child) => {
             let stdio = match &terminal {
                 Some(t) => Some([&t.secondary; 3]),

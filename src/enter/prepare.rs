@@ -19,6 +19,9 @@ use crate::sys;
 
 /// Everything opened and read before leaving our own namespaces.
 pub(super) struct Prepared {
+    /// Checked first: this process has one thread (for `setns` into a mount namespace, and
+    /// for `fork`).
+    pub(super) one_thread: sys::SingleThreaded,
     pub(super) pidfd: OwnedFd,
     /// The target's root, when the mount namespace is joined (else the program sees ours).
     pub(super) root: Option<Root>,
@@ -58,12 +61,12 @@ pub(super) fn gone(req: &Request) -> Error {
 /// has the container exited.
 pub(super) fn prepare(req: &Request) -> Result<Prepared, Error> {
     let me = std::process::id();
-    if procfs::stat(me).map_or(1, |s| s.threads) != 1 {
+    let Some(one_thread) = sys::single_threaded() else {
         return Err(Error::Io {
             step: "enter a container from a multi-threaded process",
             source: io::Error::from_raw_os_error(libc::EINVAL),
         });
-    }
+    };
     if req.argv.is_empty() || req.argv[0].is_empty() {
         return Err(Error::Bad("no program to run: argv is empty".into()));
     }
@@ -75,7 +78,7 @@ pub(super) fn prepare(req: &Request) -> Result<Prepared, Error> {
     );
     let mut last = None;
     for (pid, starttime) in tried {
-        match prepare_with(req, me, pid, starttime) {
+        match prepare_with(req, me, pid, starttime, one_thread) {
             Err(Error::Gone { .. }) => last = Some(gone(req)),
             other => return other,
         }
@@ -89,7 +92,13 @@ fn still_there(pid: u32, starttime: u64) -> bool {
     procfs::stat(pid).is_ok_and(|s| s.starttime == starttime && !matches!(s.state, 'Z' | 'X'))
 }
 
-fn prepare_with(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<Prepared, Error> {
+fn prepare_with(
+    req: &Request,
+    me: u32,
+    pid: u32,
+    starttime: u64,
+    one_thread: sys::SingleThreaded,
+) -> Result<Prepared, Error> {
     // Any failure while the process is no longer there is that, not the step's own error
     // (a zombie's root gives EACCES, which would read as a missing capability).
     let gone_or = |e: Error| {
@@ -99,10 +108,16 @@ fn prepare_with(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<Prep
             gone(req)
         }
     };
-    prepare_checked(req, me, pid, starttime).map_err(gone_or)
+    prepare_checked(req, me, pid, starttime, one_thread).map_err(gone_or)
 }
 
-fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<Prepared, Error> {
+fn prepare_checked(
+    req: &Request,
+    me: u32,
+    pid: u32,
+    starttime: u64,
+    one_thread: sys::SingleThreaded,
+) -> Result<Prepared, Error> {
     let same = || still_there(pid, starttime);
     if !same() {
         return Err(gone(req));
@@ -238,6 +253,7 @@ fn prepare_checked(req: &Request, me: u32, pid: u32, starttime: u64) -> Result<P
         return Err(gone(req));
     }
     Ok(Prepared {
+        one_thread,
         pidfd,
         root: mount.then_some(root),
         cwd,

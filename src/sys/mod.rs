@@ -87,18 +87,33 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Proof that the process had one thread when `single_threaded` handed it out: what `fork`
+/// and `wipe_env_var` require, so that their precondition is in their signature (sudo-rs
+/// makes `fork` an `unsafe fn`; we allow no `unsafe` outside `sys`, so a token does that
+/// job). It is neither `Send` nor `Sync`: it stays on the thread that checked.
+#[derive(Debug, Clone, Copy)]
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+/// The token when this process has exactly one thread (the entries of `/proc/self/task`),
+/// `None` otherwise (or when that cannot be read).
+pub fn single_threaded() -> Option<SingleThreaded> {
+    let threads = std::fs::read_dir("/proc/self/task").ok()?.count();
+    (threads == 1).then_some(SingleThreaded(std::marker::PhantomData))
+}
+
 /// Overwrites the value of environment variable `name` in the process's original environment
 /// block with zero bytes, then removes it. `/proc/<pid>/environ` shows that block (the memory
 /// between the kernel's `env_start` and `env_end`), not what `std::env` holds, so removing the
 /// variable alone would leave the secret readable there.
 ///
-/// Must be called while the process is single-threaded (at start-up), like `std::env::remove_var`.
-pub fn wipe_env_var(name: &str) {
+/// Must be called while the process is single-threaded (at start-up), like
+/// `std::env::remove_var`: the token says so.
+pub fn wipe_env_var(_one_thread: SingleThreaded, name: &str) {
     extern "C" {
         static mut environ: *mut *mut libc::c_char;
     }
     let prefix = format!("{name}=");
-    // SAFETY: single-threaded (documented precondition), so nothing else reads or changes
+    // SAFETY: single-threaded (the token), so nothing else reads or changes
     // `environ` meanwhile; `environ` is a NULL-terminated array of NUL-terminated strings, so
     // walking it until NULL and measuring each entry with strlen stays inside the entries; we
     // only write zeros over bytes of an entry, before its terminating NUL.
@@ -457,16 +472,16 @@ pub enum Forked {
 
 /// `fork(2)`.
 ///
-/// Precondition: the calling process is single-threaded (the `enter` helper and the command
-/// line check that first): the child of a multi-threaded process may find a lock held by a
-/// thread that does not exist in it, and must not allocate.
+/// Precondition, carried by the token: the calling process is single-threaded (the child of
+/// a multi-threaded process may find a lock held by a thread that does not exist in it, and
+/// must not allocate).
 ///
 /// # Errors
 /// `EAGAIN` at a process limit; `ENOMEM` also when the PID namespace we joined has lost its
 /// init (the container has exited).
-pub fn fork() -> io::Result<Forked> {
-    // SAFETY: fork takes no arguments; the single-threaded precondition (documented above and
-    // checked by every caller) is what makes using the child's copy of the heap sound.
+pub fn fork(_one_thread: SingleThreaded) -> io::Result<Forked> {
+    // SAFETY: fork takes no arguments; the single-threaded precondition (the token) is what
+    // makes using the child's copy of the heap sound.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),
@@ -837,4 +852,23 @@ pub fn new_session_with_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
     rustix::process::setsid()?;
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal); `fd` is live.
     cerr(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }.into()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No token while another thread runs (the test harness's threads aside, this one is
+    /// held open until the check is done); `enter`'s tests take the token in a helper
+    /// process that has one thread.
+    #[test]
+    fn no_token_with_a_second_thread() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let _ = rx.recv();
+        });
+        assert!(single_threaded().is_none());
+        drop(tx);
+        t.join().unwrap();
+    }
 }
