@@ -1,8 +1,8 @@
 //! A native install or update, in a process chrooted into the container (see `apply`):
-//! 1. **Refuse** before anything is written what the native path will not do: a path that
-//!    is not normal (`..`), a file under a symlink of the same package (a write through
-//!    it), a device node.
-//! 2. **Stage** every file of the payload (the `rpm` crate decompresses it and walks its
+//! 1. **Refuse** (`refuse.rs`) before anything is written what the native path will not do:
+//!    a path that is not normal (`..`), a file under a symlink of the same package (a write
+//!    through it), a device node, a file conflict through a directory symlink.
+//! 2. **Stage** (here, each file by `write.rs`) every file of the payload (the `rpm` crate decompresses it and walks its
 //!    cpio, matched to the header's file list) under a temporary name in its directory
 //!    (`.name;<tid>`, as rpm's own), with its mode, owner (names looked up in the
 //!    container's `/etc/passwd` and `/etc/group`; an unknown one is root, and loses a
@@ -11,8 +11,8 @@
 //!    content. Directories are made when missing. `%config` files follow rpm's rules
 //!    (`rpmfiDecideFate`): a changed `%config(noreplace)` gets the new one as `.rpmnew`,
 //!    another changed `%config` is kept as `.rpmsave` (update) or `.rpmorig` (install).
-//! 3. **Register** the header (`store`) and its index keys in one SQLite transaction,
-//!    the replaced package's removed in the same one.
+//! 3. **Register** the header (`store`) and its index keys (`register`: one SQLite
+//!    transaction, or the ndb writer), the replaced package's removed in the same change.
 //! 4. **Commit**: every staged file renamed into place, then the replaced package's files
 //!    no package owns any more removed, then the database transaction committed.
 //!
@@ -20,32 +20,38 @@
 //! rolls the database back: the container is as it was.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufReader, Read, Seek, Write};
+use std::io::{BufReader, Seek};
 use std::os::unix::fs::FileExt;
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode};
+
+mod refuse;
+mod write;
+
+use refuse::{conflicts_through_symlinks, refuse_hostile};
+use write::{decide, link, make_dir, set_meta_at, write_regular, write_symlink};
 
 use super::apply::{Applied, Installed};
-use super::place::{disk_digest, lstat, rename_in, Dirs, Hasher, Ids, Place};
+use super::place::{lstat, rename_in, Dirs, Ids, Place};
 use super::register::Register;
 use super::{index, store};
 use crate::rootfs::Root;
 use crate::rpmdb::{header, FileEntry};
 
-const FILE_CONFIG: u32 = 1 << 0;
-const FILE_NOREPLACE: u32 = 1 << 4;
-const FILE_GHOST: u32 = 1 << 6;
+pub(super) const FILE_CONFIG: u32 = 1 << 0;
+pub(super) const FILE_NOREPLACE: u32 = 1 << 4;
+pub(super) const FILE_GHOST: u32 = 1 << 6;
 const TAG_FILEINODES: u32 = 1096;
 
-const S_IFMT: u16 = 0o170000;
-const S_IFDIR: u16 = 0o040000;
-const S_IFREG: u16 = 0o100000;
-const S_IFLNK: u16 = 0o120000;
-const S_IFIFO: u16 = 0o010000;
+pub(super) const S_IFMT: u16 = 0o170000;
+pub(super) const S_IFDIR: u16 = 0o040000;
+pub(super) const S_IFREG: u16 = 0o100000;
+pub(super) const S_IFLNK: u16 = 0o120000;
+pub(super) const S_IFIFO: u16 = 0o010000;
 
 /// What becomes of one file at commit.
 #[derive(Debug)]
-enum Fate {
+pub(super) enum Fate {
     /// The staged file replaces whatever is at the place.
     Create,
     /// The file on disk is kept; the staged one goes in as `.rpmnew`.
@@ -56,7 +62,7 @@ enum Fate {
     Skip,
 }
 
-struct Staged {
+pub(super) struct Staged {
     place: Place,
     tmp: String,
     fate: Fate,
@@ -347,339 +353,4 @@ pub fn algo_of(p: &crate::rpmdb::Package) -> u32 {
         0 => 1,
         a => a,
     }
-}
-
-/// Step 1: what the native path refuses to write.
-fn refuse_hostile(files: &[FileEntry]) -> Result<(), String> {
-    let symlinks: BTreeSet<&str> = files
-        .iter()
-        .filter(|f| f.mode & S_IFMT == S_IFLNK)
-        .map(|f| f.path.as_str())
-        .collect();
-    for f in files {
-        super::place::split(&f.path)?;
-        match f.mode & S_IFMT {
-            S_IFDIR | S_IFREG | S_IFLNK | S_IFIFO => {}
-            0o020000 | 0o060000 => {
-                return Err(format!(
-                    "{}: a device node; the native path installs none (refused)",
-                    f.path
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "{}: file type {other:o} is not installed natively (refused)",
-                    f.path
-                ))
-            }
-        }
-        let mut at = 0;
-        while let Some(i) = f.path[at + 1..].find('/') {
-            at += 1 + i;
-            let prefix = &f.path[..at];
-            if symlinks.contains(prefix) {
-                return Err(format!(
-                    "{}: written through {prefix}, a symlink of the same package (refused)",
-                    f.path
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// rpm's file fingerprints (`fprint.c`): two paths whose directories are one directory (a
-/// symlink such as `/bin -> usr/bin` between them) name one file. A file of the package that
-/// is, so, a different file of another installed package is rpm's file conflict, which the
-/// server's check (by path) does not see; refused before anything is written.
-fn conflicts_through_symlinks(
-    root: &Root,
-    db: &Installed,
-    hdr_blob: &[u8],
-    files: &[FileEntry],
-    replace: Option<u32>,
-) -> Result<(), String> {
-    let plain = |f: &FileEntry| f.mode & S_IFMT != S_IFDIR && f.flags & FILE_GHOST == 0;
-    let mut by_name: HashMap<&str, Vec<(&crate::rpmdb::Package, &FileEntry)>> = HashMap::new();
-    for p in db.packages.iter().filter(|p| Some(p.instance) != replace) {
-        for o in p.more().entries.iter().filter(|o| plain(o)) {
-            if let Ok((_, name)) = super::place::split(&o.path) {
-                by_name.entry(name).or_default().push((p, o));
-            }
-        }
-    }
-    let mut ids: HashMap<String, Option<(u64, u64)>> = HashMap::new();
-    let mut id = |dir: &str| {
-        *ids.entry(dir.to_string()).or_insert_with(|| {
-            let fd = root
-                .resolve(dir.as_bytes(), OFlags::PATH | OFlags::DIRECTORY)
-                .ok()?;
-            let st = rustix::fs::fstat(&fd).ok()?;
-            Some((st.st_dev, st.st_ino))
-        })
-    };
-    for f in files.iter().filter(|f| plain(f)) {
-        let (dir, name) = super::place::split(&f.path)?;
-        for (p, o) in by_name.get(name).into_iter().flatten() {
-            let Ok((odir, _)) = super::place::split(&o.path) else {
-                continue;
-            };
-            if o.path == f.path || super::check::same_file(f, o) {
-                continue; // the same path is the server's check
-            }
-            let here = id(dir);
-            if here.is_some() && here == id(odir) {
-                let new = header::parse(hdr_blob, 0).map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "file {} from install of {} conflicts with file from package {} (its {}, the same file through a symlinked directory)",
-                    f.path,
-                    crate::packages::transaction::nevra(&new),
-                    crate::packages::transaction::nevra(p),
-                    o.path
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// rpm's `rpmfiDecideFate` for a file about to be written at `place`.
-fn decide(place: &Place, new: &FileEntry, old: Option<&FileEntry>, algo: u32) -> Fate {
-    if new.flags & FILE_CONFIG == 0 || new.mode & S_IFMT != S_IFREG {
-        return Fate::Create;
-    }
-    let Some(st) = lstat(place) else {
-        return Fate::Create;
-    };
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Fate::Create;
-    }
-    let Some(disk) = disk_digest(place, algo) else {
-        return Fate::Create;
-    };
-    if disk == new.digest {
-        return Fate::Create;
-    }
-    match old {
-        Some(o) if o.digest == disk => Fate::Create, // unmodified: replaced
-        Some(o) if o.digest == new.digest => Fate::Skip, // modified, nothing new to give
-        _ if new.flags & FILE_NOREPLACE != 0 => Fate::AltName,
-        Some(_) => Fate::Backup(".rpmsave"),
-        None => Fate::Backup(".rpmorig"),
-    }
-}
-
-/// Owner of a file: rpm's lookup, an unknown name being root (with rpm's warning), and
-/// the setuid/setgid bit it would have given that name dropped.
-fn owner(f: &FileEntry, ids: &Ids, warnings: &mut Vec<String>) -> (u32, u32, u32) {
-    let mut mode = u32::from(f.mode) & 0o7777;
-    let uid = ids.uid(&f.user).unwrap_or_else(|| {
-        warnings.push(format!(
-            "warning: user {} does not exist - using root",
-            f.user
-        ));
-        mode &= !0o4000;
-        0
-    });
-    let gid = ids.gid(&f.group).unwrap_or_else(|| {
-        warnings.push(format!(
-            "warning: group {} does not exist - using root",
-            f.group
-        ));
-        mode &= !0o2000;
-        0
-    });
-    (uid, gid, mode)
-}
-
-fn make_dir(
-    dirs: &mut Dirs,
-    f: &FileEntry,
-    ids: &Ids,
-    warnings: &mut Vec<String>,
-) -> Result<(), String> {
-    let before = dirs.created.len();
-    let fd = dirs.get(f.path.trim_end_matches('/'), true)?;
-    // Only a directory this made gets the header's owner and mode; an existing one is the
-    // container's and stays as it is.
-    if dirs.created.len() > before
-        && dirs
-            .created
-            .last()
-            .is_some_and(|d| d == f.path.trim_end_matches('/'))
-    {
-        let (uid, gid, mode) = owner(f, ids, warnings);
-        let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
-        rustix::fs::chownat(
-            &*fd,
-            "",
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            AtFlags::EMPTY_PATH,
-        )
-        .map_err(at)?;
-        let dir = rustix::fs::openat(
-            &*fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(at)?;
-        rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode)).map_err(at)?;
-    }
-    Ok(())
-}
-
-fn write_regular(
-    place: &Place,
-    tmp: &str,
-    f: &FileEntry,
-    content: &mut dyn Read,
-    algo: u32,
-    ids: &Ids,
-    warnings: &mut Vec<String>,
-) -> Result<(), String> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(&*place.dir, tmp, flags, Mode::from_raw_mode(0o600))
-        .map_err(|e| format!("cannot create {}: {e}", f.path))?;
-    let mut out = std::fs::File::from(fd);
-    let mut hash = Hasher::new(algo);
-    // Sized to the file (most are small): a zeroed 256 KiB per file was a third of a
-    // 1000-file install.
-    let mut buf = vec![0u8; (f.size as usize).saturating_add(1).clamp(512, 256 << 10)];
-    let mut total = 0u64;
-    loop {
-        let n = content
-            .read(&mut buf)
-            .map_err(|e| format!("payload: {}: {e}", f.path))?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        if total > f.size {
-            break;
-        }
-        if let Some(h) = &mut hash {
-            h.update(&buf[..n]);
-        }
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("cannot write {}: {e}", f.path))?;
-    }
-    if total != f.size {
-        return Err(format!(
-            "payload: {}: {total}{} bytes where the header says {} (the archive is damaged or lies)",
-            f.path,
-            if total > f.size { "+" } else { "" },
-            f.size
-        ));
-    }
-    if let (Some(h), false) = (hash, f.digest.is_empty()) {
-        let got = h.hex();
-        if got != f.digest {
-            return Err(format!(
-                "payload: {}: digest mismatch (header {}, content {got})",
-                f.path, f.digest
-            ));
-        }
-    }
-    let (uid, gid, mode) = owner(f, ids, warnings);
-    let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
-    rustix::fs::fchown(
-        &out,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    )
-    .map_err(at)?;
-    rustix::fs::fchmod(&out, Mode::from_raw_mode(mode)).map_err(at)?;
-    if !f.caps.is_empty() {
-        if let Some(c) = crate::packages::caps::from_text(&f.caps) {
-            rustix::fs::fsetxattr(
-                &out,
-                "security.capability",
-                &crate::packages::caps::to_xattr(&c),
-                rustix::fs::XattrFlags::empty(),
-            )
-            .map_err(|e| format!("cannot set the capabilities of {}: {e}", f.path))?;
-        }
-    }
-    let t = Timespec {
-        tv_sec: i64::from(f.mtime),
-        tv_nsec: 0,
-    };
-    rustix::fs::futimens(
-        &out,
-        &Timestamps {
-            last_access: t,
-            last_modification: t,
-        },
-    )
-    .map_err(at)?;
-    Ok(())
-}
-
-fn write_symlink(
-    place: &Place,
-    tmp: &str,
-    f: &FileEntry,
-    ids: &Ids,
-    warnings: &mut Vec<String>,
-) -> Result<(), String> {
-    rustix::fs::symlinkat(f.linkto.as_str(), &*place.dir, tmp)
-        .map_err(|e| format!("cannot create {}: {e}", f.path))?;
-    set_meta_at(place, tmp, f, ids, warnings)
-}
-
-/// Owner and mtime of a staged entry that cannot be opened (symlink, FIFO), by name.
-fn set_meta_at(
-    place: &Place,
-    tmp: &str,
-    f: &FileEntry,
-    ids: &Ids,
-    warnings: &mut Vec<String>,
-) -> Result<(), String> {
-    let (uid, gid, mode) = owner(f, ids, warnings);
-    let at = |e| format!("cannot set the attributes of {}: {e}", f.path);
-    rustix::fs::chownat(
-        &*place.dir,
-        tmp,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(at)?;
-    if f.mode & S_IFMT != S_IFLNK {
-        rustix::fs::chmodat(
-            &*place.dir,
-            tmp,
-            Mode::from_raw_mode(mode),
-            AtFlags::empty(),
-        )
-        .map_err(at)?;
-    }
-    let t = Timespec {
-        tv_sec: i64::from(f.mtime),
-        tv_nsec: 0,
-    };
-    rustix::fs::utimensat(
-        &*place.dir,
-        tmp,
-        &Timestamps {
-            last_access: t,
-            last_modification: t,
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(at)?;
-    Ok(())
-}
-
-fn link(from: &Staged, to: &Staged) -> Result<(), String> {
-    rustix::fs::linkat(
-        &*from.place.dir,
-        from.tmp.as_str(),
-        &*to.place.dir,
-        to.tmp.as_str(),
-        AtFlags::empty(),
-    )
-    .map_err(|e| format!("cannot link {} to {}: {e}", to.place.path, from.place.path))
 }
