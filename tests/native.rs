@@ -1224,3 +1224,58 @@ fn a_file_conflict_through_a_directory_symlink_is_refused() {
     assert_eq!(c.state(), before, "base's file is as it was");
     assert_eq!(c.qa(), ["base-1-1.noarch"]);
 }
+
+/// The checks run on the server before rpm's lock is taken: when another transaction changes
+/// the database in between (here Debian's rpm, told to use another lock file, while the test
+/// holds `.rpm.lock`), the job refuses under the lock and changes nothing.
+#[test]
+fn a_database_changed_after_the_checks_is_not_written() {
+    if !privileged(&TOOLS) || !privileged(&["python3"]) {
+        return;
+    }
+    let c = Micro::start(&["base-1-1.noarch"]);
+    let server = Server::start(&[]);
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
+        .arg(c.path("/var/lib/rpm/.rpm.lock"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    let (status, v) = std::thread::scope(|s| {
+        let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
+        native_job_pid(&c); // the job waits for the lock now: its checks are done
+        let other = c.rpm(&[
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--noscripts",
+            "--define",
+            "_rpmlock_path /tmp/other.lock",
+            rpm_file("needy-1-1.noarch").to_str().unwrap(),
+        ]);
+        assert!(other.status.success(), "{}", text(&other));
+        drop(holder.stdin.take());
+        job.join().unwrap()
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
+    assert!(
+        v["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("changed between the checks"),
+        "{v}"
+    );
+    assert_eq!(c.qa(), ["base-1-1.noarch", "needy-1-1.noarch"]);
+    assert!(!c.path("/usr/bin/tool").exists());
+}

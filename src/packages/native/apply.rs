@@ -31,9 +31,15 @@ pub enum Job {
         dbdir: String,
         time: u32,
         replace: Option<u32>,
+        /// The installed instances the server's checks saw (sorted).
+        checked: Vec<u32>,
     },
     /// Erase installed instance `instance`.
-    Erase { dbdir: String, instance: u32 },
+    Erase {
+        dbdir: String,
+        instance: u32,
+        checked: Vec<u32>,
+    },
 }
 
 /// What was done.
@@ -135,8 +141,8 @@ pub fn main(job: &str) -> i32 {
 
 fn run(job: &Job) -> Result<Applied, String> {
     let root = Root::of_dir(std::path::Path::new("/")).map_err(|e| format!("/: {e}"))?;
-    let dbdir = match job {
-        Job::Install { dbdir, .. } | Job::Erase { dbdir, .. } => dbdir,
+    let (dbdir, checked) = match job {
+        Job::Install { dbdir, checked, .. } | Job::Erase { dbdir, checked, .. } => (dbdir, checked),
     };
     let _lock = lock(&root, dbdir)?;
     let db = packages::read_root(&root, Detail::Files).map_err(|e| e.to_string())?;
@@ -146,6 +152,15 @@ fn run(job: &Job) -> Result<Applied, String> {
     if db.format == Format::BerkeleyDb {
         return Err(format!(
             "the database in {dbdir} is BerkeleyDB; the native path writes SQLite and ndb only"
+        ));
+    }
+    // The checks ran on the server before this lock was taken: what they saw must still be
+    // what is installed (another sidecar's transaction may have run in between).
+    let mut now: Vec<u32> = db.packages.iter().map(|p| p.instance).collect();
+    now.sort_unstable();
+    if &now != checked {
+        return Err(format!(
+            "the RPM database in {dbdir} changed between the checks and rpm's lock (another transaction ran): nothing was changed; retry"
         ));
     }
     let db = Installed { db };

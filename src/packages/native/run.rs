@@ -120,6 +120,7 @@ impl<E> Context<'_, E> {
         let job = Job::Erase {
             dbdir: db.dir.clone(),
             instance: pkg.instance,
+            checked: instances(db),
         };
         match self.apply(&job, None)? {
             Ok(a) => {
@@ -225,6 +226,7 @@ impl<E> Context<'_, E> {
             dbdir: db.dir.clone(),
             time,
             replace: replaced.map(|p| p.instance),
+            checked: instances(db),
         };
         match self.apply(&job, Some(upload.file.as_fd()))? {
             Ok(a) => {
@@ -250,6 +252,13 @@ impl<E> Context<'_, E> {
             }
         }
     }
+}
+
+/// The installed instances, sorted: what the checks saw, for the job to compare under the lock.
+fn instances(db: &Database) -> Vec<u32> {
+    let mut v: Vec<u32> = db.packages.iter().map(|p| p.instance).collect();
+    v.sort_unstable();
+    v
 }
 
 /// The front of the upload: lead, signature header and header.
