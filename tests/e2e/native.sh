@@ -23,7 +23,7 @@ for t in podman runc curl python3 rpm rpmbuild; do command -v $t >/dev/null || s
 
 cleanup() {
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null
-  podman rm -f -t 0 "micro-$TAG" "micro2-$TAG" >/dev/null 2>&1
+  for c in "micro-$TAG" "micro2-$TAG"; do podman rm -f -t 0 "$c" >/dev/null 2>&1; done
   podman rmi -f "$IMG" >/dev/null 2>&1
   [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
 }

@@ -22,8 +22,12 @@ for t in podman runc curl python3 nsenter; do command -v $t >/dev/null || skip_o
 [ -x "$BIN" ] || skip_or_fail "needs $BIN (make static)"
 
 cleanup() {
-  podman pod rm -f -t 0 "pod-$TAG" "pod2-$TAG" >/dev/null 2>&1
-  podman rm -f -t 0 "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" "tk-$TAG" "kids-$TAG" "userns-$TAG" >/dev/null 2>&1
+  for p in "pod-$TAG" "pod2-$TAG"; do podman pod rm -f -t 0 "$p" >/dev/null 2>&1; done
+  # One at a time: given several names of which one is already gone, podman 4.3's `rm -f`
+  # stopped there and left the rest running (the userns container of every run).
+  for c in "pid1-$TAG" "app-$TAG" "sc-$TAG" "sc2-$TAG" "tk-$TAG" "kids-$TAG" "userns-$TAG"; do
+    podman rm -f -t 0 "$c" >/dev/null 2>&1
+  done
   podman rmi -f "$IMAGE" "$APPIMG" "$TKIMAGE" >/dev/null 2>&1
   [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work"
 }
