@@ -41,7 +41,13 @@ pub fn run_as_pid1() -> ! {
             std::process::exit(125);
         }
     };
-    let server = child.id() as i32;
+    let Some(server) = crate::sys::Pid::new(child.id()) else {
+        eprintln!(
+            "sidecar: as PID 1, the server's PID {} is not a PID",
+            child.id()
+        );
+        std::process::exit(125);
+    };
     // The child has its own copy of the environment: our secrets are no longer needed here.
     // No thread has been started: this is the process's first act.
     match crate::sys::single_threaded() {
@@ -109,7 +115,7 @@ pub fn wait(child: &mut std::process::Child) -> std::io::Result<std::process::Ex
 pub fn reap_orphans() {
     let owned = owned();
     while let Some(pid) = crate::sys::peek_exited_child() {
-        if owned.contains(&pid) {
+        if owned.contains(&pid.get()) {
             break;
         }
         crate::sys::reap(pid);

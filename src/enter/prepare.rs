@@ -122,7 +122,8 @@ fn prepare_checked(
     if !same() {
         return Err(gone(req));
     }
-    let pidfd = sys::pidfd_open(pid).map_err(|e| match e.raw_os_error() {
+    let typed = sys::Pid::new(pid).ok_or_else(|| gone(req))?;
+    let pidfd = sys::pidfd_open(typed).map_err(|e| match e.raw_os_error() {
         Some(libc::ESRCH) => gone(req),
         _ => Error::Io {
             step: "open a pidfd of the target",

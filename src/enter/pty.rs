@@ -70,7 +70,7 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) {
 /// Step 4 with a terminal: copies between the caller and the program's terminal until the
 /// program has exited and its output is drained, forwarding signals sent to us and window
 /// size changes; kills the program's session at `deadline`.
-pub(super) fn relay(pid: u32, pty: Pty, deadline: Option<Instant>) -> Finished {
+pub(super) fn relay(pid: sys::Pid, pty: Pty, deadline: Option<Instant>) -> Finished {
     // Our copy of the secondary side would keep the primary from ever reading EIO.
     drop(pty.secondary);
     let primary = pty.primary;

@@ -36,7 +36,7 @@ fn signal_name(n: i32) -> String {
 }
 
 /// Step 4 for the command line: our stdio is the program's; signals sent to us go to it.
-pub(super) fn pass_through(pid: u32, own_group: bool, deadline: Option<Instant>) -> Finished {
+pub(super) fn pass_through(pid: sys::Pid, own_group: bool, deadline: Option<Instant>) -> Finished {
     let mut forwarded = crate::init::FORWARDED.to_vec();
     forwarded.push(libc::SIGCHLD);
     loop {
@@ -66,7 +66,7 @@ pub(super) fn pass_through(pid: u32, own_group: bool, deadline: Option<Instant>)
     }
 }
 
-pub(super) fn kill_program(pid: u32, own_group: bool) {
+pub(super) fn kill_program(pid: sys::Pid, own_group: bool) {
     if own_group {
         let _ = sys::kill_process_group(pid, libc::SIGKILL);
     } else {
@@ -117,7 +117,7 @@ impl Captured {
 /// program has exited, or the deadline passes (then its process group is killed). Output
 /// still held open by background processes a second after the program exited is left.
 pub(super) fn capture_output(
-    pid: u32,
+    pid: sys::Pid,
     stdin: Option<OwnedFd>,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -152,7 +152,7 @@ pub(super) fn capture_output(
         }
         if exited.is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
             if let Some(dir) = proc_dir {
-                escaped = escaped_descendants(dir, pid);
+                escaped = escaped_descendants(dir, pid.get());
             }
             let _ = sys::kill_process_group(pid, libc::SIGKILL);
             timed_out = true;

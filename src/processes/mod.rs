@@ -337,7 +337,8 @@ pub fn signal(c: &Container, pid: u32, signal: i32) -> Result<(), Error> {
     // The start time identifies the process we looked at; the pidfd pins whatever holds the
     // PID now. If the two agree after the pidfd is open, the pidfd names our process.
     let before = procfs::stat(pid).map_err(|_| not_found())?.starttime;
-    let fd = crate::sys::pidfd_open(pid).map_err(|e| match e.raw_os_error() {
+    let typed = crate::sys::Pid::new(pid).ok_or_else(not_found)?;
+    let fd = crate::sys::pidfd_open(typed).map_err(|e| match e.raw_os_error() {
         Some(libc::ESRCH) => not_found(),
         _ => Error::Io { pid, source: e },
     })?;

@@ -19,17 +19,44 @@ fn cerr(ret: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
+/// A process ID as the kernel hands them out (1 ..= `i32::MAX`): the only form in which a
+/// PID goes into or comes out of `sys`, so that a raw 0 or -1 (which `kill` and `waitpid`
+/// read as "my process group" and "every process") cannot reach a system call by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pid(rustix::process::Pid);
+
+impl Pid {
+    /// `None` for 0 and for what does not fit a `pid_t`.
+    pub fn new(raw: u32) -> Option<Pid> {
+        i32::try_from(raw)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .map(Pid)
+    }
+
+    /// The number, as `/proc` and the API show it.
+    pub fn get(self) -> u32 {
+        self.0.as_raw_nonzero().get() as u32
+    }
+
+    fn raw(self) -> libc::pid_t {
+        self.0.as_raw_nonzero().get()
+    }
+}
+
+impl std::fmt::Display for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// `pidfd_open(2)`: a descriptor that keeps naming process `pid` even after the PID is reused.
 ///
 /// # Errors
 /// `ESRCH` when no such process exists; `ENOSYS` before Linux 5.3.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(rustix::process::pidfd_open(
-        pid,
+        pid.0,
         rustix::process::PidfdFlags::empty(),
     )?)
 }
@@ -55,11 +82,10 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
 }
 
 /// `kill(2)` to a whole process group (negative PID), used for exec time-outs.
-pub fn kill_process_group(pgid: u32, signal: i32) -> io::Result<()> {
-    let pgid =
-        libc::pid_t::try_from(pgid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: kill takes two plain integers; a negative pid names a process group.
-    cerr(unsafe { libc::kill(-pgid, signal) }.into()).map(drop)
+pub fn kill_process_group(pgid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two plain integers; a negative pid (of a positive `Pid`) names a
+    // process group.
+    cerr(unsafe { libc::kill(-pgid.raw(), signal) }.into()).map(drop)
 }
 
 /// `prctl(PR_SET_DUMPABLE, 0)`: other processes of our user can no longer read our memory,
@@ -161,8 +187,8 @@ fn sigmask(how: libc::c_int, signals: &[i32]) -> io::Result<()> {
 }
 
 /// Waits up to `timeout_ms` for one of `signals` (which must be blocked) and returns its
-/// number and sender PID, or `None` on time-out or interruption.
-pub fn wait_signal(signals: &[i32], timeout_ms: u64) -> Option<(i32, i32)> {
+/// number and sender (none for the kernel's own), or `None` on time-out or interruption.
+pub fn wait_signal(signals: &[i32], timeout_ms: u64) -> Option<(i32, Option<Pid>)> {
     // SAFETY: `set` and `info` are locals initialised before use (sigemptyset, zeroed POD);
     // sigtimedwait writes only into `info`; si_pid reads the union member the kernel fills
     // for signals sent with kill/pidfd_send_signal and SIGCHLD.
@@ -181,19 +207,17 @@ pub fn wait_signal(signals: &[i32], timeout_ms: u64) -> Option<(i32, i32)> {
         if sig <= 0 {
             None
         } else {
-            Some((sig, info.si_pid()))
+            Some((sig, u32::try_from(info.si_pid()).ok().and_then(Pid::new)))
         }
     }
 }
 
 /// Reaps one exited child without blocking: `Some((pid, status as a shell reports it))`.
-pub fn reap_any() -> Option<(i32, i32)> {
+pub fn reap_any() -> Option<(Pid, i32)> {
     let mut status = 0;
     // SAFETY: waitpid writes the status into our local int; -1 means any child.
     let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
-        return None;
-    }
+    let pid = u32::try_from(pid).ok().and_then(Pid::new)?;
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
@@ -206,9 +230,9 @@ pub fn reap_any() -> Option<(i32, i32)> {
 
 /// Sends `signal` to process `pid` with `kill(2)` (used only by PID 1 to forward signals to
 /// its own child, which it reaps itself and so cannot be a reused PID).
-pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
-    // SAFETY: kill takes two plain integers.
-    cerr(unsafe { libc::kill(pid, signal) }.into()).map(drop)
+pub fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes two plain integers; a positive pid names one process.
+    cerr(unsafe { libc::kill(pid.raw(), signal) }.into()).map(drop)
 }
 
 /// Waits until `fd` is readable (a listening socket has a connection), at most `timeout_ms`.
@@ -439,7 +463,7 @@ pub fn default_sigpipe() {
 
 /// The PID of a child that has exited and is waiting to be reaped, without reaping it
 /// (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`), so that its owner can still wait for it.
-pub fn peek_exited_child() -> Option<u32> {
+pub fn peek_exited_child() -> Option<Pid> {
     // SAFETY: waitid writes only into `info`, a zeroed siginfo_t on our stack; with WNOHANG
     // and no child exited it leaves si_pid 0, which we read back through the libc accessor.
     unsafe {
@@ -451,23 +475,26 @@ pub fn peek_exited_child() -> Option<u32> {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         );
         let pid = info.si_pid();
-        (rc == 0 && pid > 0).then_some(pid as u32)
+        if rc != 0 {
+            return None;
+        }
+        u32::try_from(pid).ok().and_then(Pid::new)
     }
 }
 
 /// Reaps child `pid` if it has exited (`waitpid(pid, WNOHANG)`).
-pub fn reap(pid: u32) {
+pub fn reap(pid: Pid) {
     let mut status = 0;
-    // SAFETY: waitpid writes the status into our local int.
+    // SAFETY: waitpid writes the status into our local int; a positive pid names one child.
     unsafe {
-        libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG);
+        libc::waitpid(pid.raw(), &mut status, libc::WNOHANG);
     }
 }
 
 /// What `fork` returned, in the process that sees it.
 pub enum Forked {
     Child,
-    Parent(u32),
+    Parent(Pid),
 }
 
 /// `fork(2)`.
@@ -484,9 +511,11 @@ pub fn fork(_one_thread: SingleThreaded) -> io::Result<Forked> {
     // makes using the child's copy of the heap sound.
     let pid = unsafe { libc::fork() };
     match pid {
-        -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
-        p => Ok(Forked::Parent(p as u32)),
+        p => match u32::try_from(p).ok().and_then(Pid::new) {
+            Some(p) => Ok(Forked::Parent(p)),
+            None => Err(io::Error::last_os_error()),
+        },
     }
 }
 
@@ -654,12 +683,9 @@ pub fn poll(fds: &[(BorrowedFd<'_>, bool)], timeout_ms: i32) -> io::Result<Vec<b
 pub type ExitInfo = (Option<i32>, Option<i32>);
 
 /// Waits for child `pid` (blocking unless `nohang`); `None` while it still runs.
-pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitInfo>> {
-    use rustix::process::{Pid, WaitOptions};
-    let pid = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ECHILD))?;
+pub fn wait_child(pid: Pid, nohang: bool) -> io::Result<Option<ExitInfo>> {
+    use rustix::process::WaitOptions;
+    let pid = pid.0;
     let opts = if nohang {
         WaitOptions::NOHANG
     } else {
@@ -684,8 +710,8 @@ pub fn wait_child(pid: u32, nohang: bool) -> io::Result<Option<ExitInfo>> {
 
 /// Sends `signal` to process `pid` with `kill(2)` when it is our own child (not yet reaped,
 /// so its PID cannot have been reused).
-pub fn kill_child(pid: u32, signal: i32) -> io::Result<()> {
-    kill(pid as i32, signal)
+pub fn kill_child(pid: Pid, signal: i32) -> io::Result<()> {
+    kill(pid, signal)
 }
 
 /// `open_tree(dirfd, path, OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC)`: a detached
@@ -861,6 +887,21 @@ mod tests {
     /// No token while another thread runs (the test harness's threads aside, this one is
     /// held open until the check is done); `enter`'s tests take the token in a helper
     /// process that has one thread.
+    #[test]
+    fn pids_are_positive_pid_ts() {
+        assert!(Pid::new(0).is_none(), "0 is `kill`'s own process group");
+        assert!(
+            Pid::new(u32::MAX).is_none(),
+            "it would be -1, every process"
+        );
+        assert!(Pid::new(1 << 31).is_none());
+        assert_eq!(Pid::new(1).map(Pid::get), Some(1));
+        assert_eq!(
+            Pid::new(i32::MAX as u32).map(|p| p.to_string()),
+            Some(i32::MAX.to_string())
+        );
+    }
+
     #[test]
     fn no_token_with_a_second_thread() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
