@@ -445,6 +445,20 @@ fn install_natively_then_rpm_agrees() {
     assert_eq!(v["signature"], "not checked", "{v}");
     assert_eq!(v["skipped_scriptlets"], serde_json::json!(["%post"]), "{v}");
     assert_eq!(v["package"]["name"], "tool", "{v}");
+    // The reply's package is the one the database now holds, install date included.
+    let listed = server.json(&format!("/{}/rpms", c.short()));
+    let stored = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tool")
+        .unwrap();
+    for field in ["version", "release", "arch", "installdate"] {
+        assert_eq!(
+            v["package"][field], stored[field],
+            "{field}: {v} vs {stored}"
+        );
+    }
     // The files, with the header's modes, links and content.
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let tool = std::fs::metadata(c.path("/usr/bin/tool")).unwrap();

@@ -441,10 +441,10 @@ pub fn transact<R>(
             None,
         )
     };
-    let run_native = |argv: &[&str], fd: Option<std::os::fd::BorrowedFd<'_>>| {
-        // argv: ["native", JOB]; the enter helper's child runs the job itself.
-        let mut req = transaction_request(c, &argv[..1], fd.is_some(), setns_files);
-        req.native_job = argv.get(1).map(|j| j.to_string());
+    let run_native = |job: &str, fd: Option<std::os::fd::BorrowedFd<'_>>| {
+        // No program runs (argv only names the job in messages): the helper's child does.
+        let mut req = transaction_request(c, &["native"], fd.is_some(), setns_files);
+        req.native_job = Some(job.to_string());
         exec::run_helper(&req, fd, None)
     };
     let read_db = || packages::read_container(&root, &c.id, Detail::Full);

@@ -369,6 +369,9 @@ pub struct Outcome {
 pub type RunInContainer<'a, E> =
     dyn Fn(&[&str], Option<BorrowedFd<'_>>) -> Result<Finished, E> + 'a;
 
+/// Runs a native job (JSON of `native::apply::Job`) in a container (see `Context::run_native`).
+pub type RunNativeJob<'a, E> = dyn Fn(&str, Option<BorrowedFd<'_>>) -> Result<Finished, E> + 'a;
+
 /// What a transaction needs from its surroundings, as closures (tested without mocks of
 /// the kernel: the tests run the real rpm in real containers).
 pub struct Context<'a, E> {
@@ -381,9 +384,9 @@ pub struct Context<'a, E> {
     pub read_only_fs: &'a dyn Fn(&str) -> bool,
     /// Wait for another transaction on this container (`false`: 409 at once).
     pub wait: bool,
-    /// Runs this binary as `sidecar native-apply JOB` in the container (the native path,
-    /// `native::apply`), as uid 0, no time-out; `fd` becomes its stdin.
-    pub run_native: &'a RunInContainer<'a, E>,
+    /// Runs a native job in the container: the enter helper's child, inside it as uid 0,
+    /// runs `native::apply` itself, no time-out; `fd` becomes its stdin, its reply its stdout.
+    pub run_native: &'a RunNativeJob<'a, E>,
     /// Reads the container's database natively with every package's files (`Detail::Files`).
     pub read_files: &'a dyn Fn() -> Result<Database, super::Error>,
     /// Whether a file named `rpm` is in one of the container's `PATH` directories (looked

@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use serde_json::{json, Value};
 
 use super::apply::{Job, Reply};
-use crate::packages::transaction::{nevra, package_json, Context, Outcome, TxError};
+use crate::packages::transaction::{nevra, package_json, Context, Outcome, Problem, TxError};
 use crate::packages::upload::Upload;
 use crate::packages::Database;
 use crate::rpmdb::{FileEntry, Format, Package};
@@ -37,12 +37,20 @@ impl<E> Context<'_, E> {
         }
     }
 
-    fn problems_reply(
+    /// A transaction that did not happen: rpm's `problems` found by the checks, or the
+    /// job's `error` (then in `output`, with no problems), about `package`.
+    fn failed(
         &self,
-        problems: Vec<crate::packages::transaction::Problem>,
+        problems: Vec<Problem>,
+        error: Option<String>,
         test: bool,
+        package: Value,
+        nevra: String,
     ) -> Outcome {
-        let mut reply = json!({"status": "failed", "method": "native", "problems": problems});
+        let mut reply = json!({"status": "failed", "method": "native", "problems": problems, "package": package});
+        if let Some(e) = error {
+            reply["output"] = json!(e);
+        }
         if test {
             reply["test"] = json!(true);
         }
@@ -50,7 +58,7 @@ impl<E> Context<'_, E> {
             status: 409,
             reply,
             ok: false,
-            nevra: None,
+            nevra: Some(nevra),
         }
     }
 
@@ -61,7 +69,7 @@ impl<E> Context<'_, E> {
         fd: Option<std::os::fd::BorrowedFd<'_>>,
     ) -> Result<Result<super::apply::Applied, String>, TxError<E>> {
         let job = serde_json::to_string(job).unwrap_or_default();
-        let done = (self.run_native)(&["native", &job], fd).map_err(TxError::Run)?;
+        let done = (self.run_native)(&job, fd).map_err(TxError::Run)?;
         Ok(match serde_json::from_str::<Reply>(done.stdout.trim()) {
             Ok(Reply::Ok(a)) => Ok(a),
             Ok(Reply::Error(e)) => Err(e),
@@ -72,20 +80,6 @@ impl<E> Context<'_, E> {
                 done.stderr.trim()
             )),
         })
-    }
-
-    fn failed(&self, message: String, test: bool) -> Outcome {
-        let mut reply =
-            json!({"status": "failed", "method": "native", "problems": [], "output": message});
-        if test {
-            reply["test"] = json!(true);
-        }
-        Outcome {
-            status: 409,
-            reply,
-            ok: false,
-            nevra: None,
-        }
     }
 
     /// `erase` without rpm.
@@ -101,10 +95,7 @@ impl<E> Context<'_, E> {
         let target = nevra(pkg);
         let problems = super::check::check_erase(&db.packages, pkg);
         if !problems.is_empty() {
-            let mut out = self.problems_reply(problems, test);
-            out.reply["package"] = package_json(pkg);
-            out.nevra = Some(target);
-            return Ok(out);
+            return Ok(self.failed(problems, None, test, package_json(pkg), target));
         }
         let mut reply =
             json!({"status": "erased", "package": package_json(pkg), "method": "native"});
@@ -135,12 +126,7 @@ impl<E> Context<'_, E> {
                     nevra: Some(target),
                 })
             }
-            Err(e) => {
-                let mut out = self.failed(e, false);
-                out.reply["package"] = package_json(pkg);
-                out.nevra = Some(target);
-                Ok(out)
-            }
+            Err(e) => Ok(self.failed(Vec::new(), Some(e), false, package_json(pkg), target)),
         }
     }
 
@@ -175,10 +161,7 @@ impl<E> Context<'_, E> {
         };
         let problems = super::check::check_install(&db.packages, &new, &files_of);
         if !problems.is_empty() {
-            let mut out = self.problems_reply(problems, test);
-            out.reply["package"] = Value::Null;
-            out.nevra = Some(want);
-            return Ok(out);
+            return Ok(self.failed(problems, None, test, Value::Null, want));
         }
         // rpm erases what the package obsoletes in the same transaction (and so reports no
         // file conflict with it); the native path replaces only the package of the same
@@ -205,13 +188,10 @@ impl<E> Context<'_, E> {
         } else {
             "installed"
         };
-        let mut reply = json!({"status": verb, "method": "native", "signature": "not checked"});
+        let mut reply = json!({"status": verb, "method": "native", "signature": "not checked",
+            "package": package_json(&new)});
         if test {
             reply["test"] = json!(true);
-            reply["package"] = json!({
-                "name": upload.name, "version": upload.version, "release": upload.release,
-                "arch": upload.arch, "installdate": null,
-            });
             return Ok(Outcome {
                 status: 200,
                 reply,
@@ -230,9 +210,10 @@ impl<E> Context<'_, E> {
         };
         match self.apply(&job, Some(upload.file.as_fd()))? {
             Ok(a) => {
-                let after = (self.read_db)().map_err(TxError::Db)?;
-                let now = after.packages.iter().find(|p| p.instance == a.instance);
-                reply["package"] = now.map_or(Value::Null, package_json);
+                // What is now stored is this header, with the install time the job was given.
+                let mut installed = new;
+                installed.installtime = Some(time);
+                reply["package"] = package_json(&installed);
                 reply["skipped_scriptlets"] = json!(a.skipped_scriptlets);
                 if !a.warnings.is_empty() {
                     reply["output"] = json!(a.warnings.join("\n"));
@@ -244,12 +225,7 @@ impl<E> Context<'_, E> {
                     nevra: Some(want),
                 })
             }
-            Err(e) => {
-                let mut out = self.failed(e, false);
-                out.reply["package"] = Value::Null;
-                out.nevra = Some(want);
-                Ok(out)
-            }
+            Err(e) => Ok(self.failed(Vec::new(), Some(e), false, Value::Null, want)),
         }
     }
 }
