@@ -511,7 +511,6 @@ impl From<packages::transaction::TxError<ApiError>> for ApiError {
         match e {
             T::Run(e) => e,
             T::Db(e) => e.into(),
-            T::RpmNotAvailable(m) => ApiError::new(422, "rpm_not_available", m),
             T::NativeUnsupported(m) => ApiError::new(422, "native_unsupported", m),
             T::ReadOnly(m) => ApiError::new(409, "read_only_filesystem", m),
             T::InProgress(m) => ApiError::new(409, "transaction_in_progress", m),

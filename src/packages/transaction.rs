@@ -336,8 +336,6 @@ pub fn package_json(p: &Package) -> Value {
 pub enum TxError<E> {
     /// Running something in the container failed (the helper's own error).
     Run(E),
-    /// The container has no rpm that can do it (422 `rpm_not_available`).
-    RpmNotAvailable(String),
     /// The database cannot be read natively.
     Db(super::Error),
     /// Several installed packages answer to the name (409 `ambiguous_package`).
@@ -431,14 +429,12 @@ fn take_slot<E>(container: &str, wait: bool) -> Result<Slot, TxError<E>> {
 impl<E> Context<'_, E> {
     /// Checks that the container has an rpm of librpm that reads its database: one query
     /// (`rpm -q --qf MARK NAME`) answers both, as only librpm's rpm prints the mark or "is
-    /// not installed"; `rpm --version` is asked only to explain a refusal.
-    pub(crate) fn usable_rpm(&self, probe_name: &str) -> Result<(), TxError<E>> {
+    /// not installed"; `rpm --version` is asked only to explain a refusal, which is why
+    /// there is none (the native path then takes over and says it).
+    fn usable_rpm(&self, probe_name: &str) -> Result<(), String> {
         const MARK: &str = "sidecar-librpm-probe";
         if !(self.rpm_on_path)() {
-            return Err(TxError::RpmNotAvailable(format!(
-                "container {} has no usable rpm: no `rpm` on its PATH",
-                self.container
-            )));
+            return Err("no `rpm` on its PATH".to_string());
         }
         let q = (self.run)(&["rpm", "-q", "--qf", MARK, probe_name], None);
         let readable = matches!(&q, Ok(f) if (f.exit_code == Some(0) && f.stdout.starts_with(MARK))
@@ -460,10 +456,7 @@ impl<E> Context<'_, E> {
             (Ok(_), Ok(f)) => format!("its rpm cannot read its database: {}", f.stderr.trim()),
             (Ok(_), Err(_)) => "its rpm could not be run".to_string(),
         };
-        Err(TxError::RpmNotAvailable(format!(
-            "container {} has no usable rpm: {why}",
-            self.container
-        )))
+        Err(why)
     }
 
     /// The path a transaction would take, for replies that run nothing: `native` when no
@@ -520,7 +513,7 @@ impl<E> Context<'_, E> {
             release_of(pkg),
             pkg.arch.as_deref(),
         );
-        if let Err(TxError::RpmNotAvailable(why)) = self.usable_rpm(&arg) {
+        if let Err(why) = self.usable_rpm(&arg) {
             return self.native_erase(pkg, &db, test, &why);
         }
         self.writable(&db)?;
@@ -574,7 +567,7 @@ impl<E> Context<'_, E> {
                 nevra: Some(want),
             });
         }
-        if let Err(TxError::RpmNotAvailable(why)) = self.usable_rpm(&upload.name) {
+        if let Err(why) = self.usable_rpm(&upload.name) {
             return self.native_install(upload, &db, test, &why);
         }
         self.writable(&db)?;
