@@ -10,6 +10,8 @@
 //! the container and nothing outside it is ever read; and nothing here writes beside it.
 
 mod caps;
+pub mod digest;
+pub mod ids;
 mod owners;
 mod verify;
 

@@ -22,8 +22,9 @@ use std::sync::OnceLock;
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use serde::Serialize;
 
+use super::digest::Hasher;
+use super::ids::Ids;
 use super::{caps, nevra, Database, Error};
-use crate::procfs::{parse_group, parse_passwd};
 use crate::rootfs::Root;
 use crate::rpmdb::{FileEntry, Package};
 
@@ -160,55 +161,6 @@ fn state_str(state: u8) -> Option<&'static str> {
         STATE_REPLACED => Some("replaced"),
         STATE_MISSING => Some("no state"),
         _ => Some("unknown state"),
-    }
-}
-
-/// The users and groups of the container (rpm chroots before it looks them up).
-struct Ids {
-    users: Vec<(String, u32)>,
-    groups: Vec<(String, u32)>,
-}
-
-impl Ids {
-    fn read(root: &Root) -> Ids {
-        let text = |path| {
-            read_small(root, path)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
-        Ids {
-            users: parse_passwd(&text("/etc/passwd"))
-                .into_iter()
-                .map(|e| (e.name, e.uid))
-                .collect(),
-            groups: parse_group(&text("/etc/group"))
-                .into_iter()
-                .map(|e| (e.name, e.gid))
-                .collect(),
-        }
-    }
-
-    /// rpm's `rpmugUid`/`rpmugGid`: `root` is 0 without looking.
-    fn id(list: &[(String, u32)], name: &str) -> Option<u32> {
-        if name == "root" {
-            return Some(0);
-        }
-        list.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
-    }
-
-    /// rpm's `rpmugUname`/`rpmugGname`: 0 is `root` without looking.
-    fn name(list: &[(String, u32)], id: u32) -> Option<&str> {
-        if id == 0 {
-            return Some("root");
-        }
-        list.iter().find(|(_, i)| *i == id).map(|(n, _)| n.as_str())
-    }
-
-    /// Whether an owner matches by name or by number, as rpm 4.18 decides.
-    fn matches(list: &[(String, u32)], want: &str, have: u32) -> bool {
-        let by_name = Ids::name(list, have).is_some_and(|n| n == want);
-        let by_id = Ids::id(list, want).is_some_and(|id| id == have);
-        by_name || by_id
     }
 }
 
@@ -379,14 +331,6 @@ pub(super) fn look_at(root: &Root, path: &str) -> io::Result<Stat> {
     Ok(rustix::fs::fstat(&fd)?)
 }
 
-/// A small regular file of the container (`/etc/passwd`), at most 4 MiB, opened as
-/// `Root::open` opens (`O_PATH`, `fstat`, then that inode).
-fn read_small(root: &Root, path: &str) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    root.open(path)?.take(4 << 20).read_to_end(&mut out)?;
-    Ok(out)
-}
-
 /// The digest of a file's content in rpm's algorithm `algo` (`PGPHASHALGO_*`), lowercase
 /// hex, and the number of bytes read; `None` for an algorithm we do not know. `buf` is
 /// reused from file to file; `size` (from `fstat`) sizes the first read, so that a small
@@ -397,49 +341,28 @@ fn digest(
     size: u64,
     buf: &mut Vec<u8>,
 ) -> io::Result<Option<(String, u64)>> {
-    use sha2::Digest;
-    fn run<D: sha2::Digest>(
-        mut d: D,
-        file: &mut std::fs::File,
-        size: u64,
-        buf: &mut Vec<u8>,
-    ) -> io::Result<(String, u64)> {
-        let want = (size as usize).saturating_add(1).clamp(4096, 256 << 10);
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
-        let mut total = 0u64;
-        loop {
-            match file.read(buf) {
-                Ok(n) => {
-                    d.update(&buf[..n]);
-                    total += n as u64;
-                    if n < buf.len() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let sum = d.finalize();
-        let mut hex = String::with_capacity(sum.len() * 2);
-        for b in sum.iter() {
-            hex.push(HEX[usize::from(b >> 4)] as char);
-            hex.push(HEX[usize::from(b & 15)] as char);
-        }
-        Ok((hex, total))
+    let Some(mut hash) = Hasher::new(algo) else {
+        return Ok(None);
+    };
+    let want = (size as usize).saturating_add(1).clamp(4096, 256 << 10);
+    if buf.len() < want {
+        buf.resize(want, 0);
     }
-    Ok(Some(match algo {
-        1 => run(md5::Md5::new(), file, size, buf)?,
-        2 => run(sha1::Sha1::new(), file, size, buf)?,
-        8 => run(sha2::Sha256::new(), file, size, buf)?,
-        9 => run(sha2::Sha384::new(), file, size, buf)?,
-        10 => run(sha2::Sha512::new(), file, size, buf)?,
-        11 => run(sha2::Sha224::new(), file, size, buf)?,
-        _ => return Ok(None),
-    }))
+    let mut total = 0u64;
+    loop {
+        match file.read(buf) {
+            Ok(n) => {
+                hash.update(&buf[..n]);
+                total += n as u64;
+                if n < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some((hash.hex(), total)))
 }
 
 /// rpm's `rpmfilesVerify` for one file: the `RPMVERIFY_*` bits of what differs, and the
@@ -470,8 +393,7 @@ fn verify_file(
     // verified as that directory.
     if is(fmode, FileType::Directory) && is(sb.st_mode, FileType::Symlink) {
         if let Ok(dsb) = look_at(look.root, &f.path) {
-            let legit =
-                sb.st_uid == 0 || Ids::id(&ids.users, &f.user).is_some_and(|u| u == sb.st_uid);
+            let legit = sb.st_uid == 0 || ids.uid(&f.user).is_some_and(|u| u == sb.st_uid);
             if is(dsb.st_mode, FileType::Directory) && legit {
                 sb = dsb;
             }
@@ -561,10 +483,10 @@ fn verify_file(
     if flags & VERIFY_MTIME != 0 && sb.st_mtime != i64::from(f.mtime) {
         r |= VERIFY_MTIME;
     }
-    if flags & VERIFY_USER != 0 && !Ids::matches(&ids.users, &f.user, sb.st_uid) {
+    if flags & VERIFY_USER != 0 && !ids.user_matches(&f.user, sb.st_uid) {
         r |= VERIFY_USER;
     }
-    if flags & VERIFY_GROUP != 0 && !Ids::matches(&ids.groups, &f.group, sb.st_gid) {
+    if flags & VERIFY_GROUP != 0 && !ids.group_matches(&f.group, sb.st_gid) {
         r |= VERIFY_GROUP;
     }
     (r, None)

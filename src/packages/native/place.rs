@@ -4,8 +4,8 @@
 //! directory handle with the `*at` calls and never follows a final symlink: a rename
 //! replaces a symlink the container planted, it does not write through it.
 //!
-//! Also the few things both install and erase need: rpm's owner lookup (`rpmugUid`), a
-//! streaming digest in a header's algorithm, and the digest of a file on disk.
+//! Also what both install and erase need: the digest of a file on disk (`packages::digest`),
+//! read without opening a FIFO or a device.
 //!
 //! Invariant: no path here is opened from the server's root; the process is chrooted into
 //! the container's, and each lookup is confined to it a second time by `RESOLVE_IN_ROOT`.
@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use crate::procfs::{parse_group, parse_passwd};
+use crate::packages::digest::Hasher;
 use crate::rootfs::Root;
 
 /// A file's place: its parent directory (an `O_PATH` handle) and its name there.
@@ -134,104 +134,6 @@ impl<'r> Dirs<'r> {
 /// What is at a place now, without following a final symlink.
 pub fn lstat(p: &Place) -> Option<rustix::fs::Stat> {
     rustix::fs::statat(&*p.dir, p.name.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok()
-}
-
-/// The container's users and groups, for rpm's owner lookup (`rpmugUid`, `rpmugGid`).
-pub struct Ids {
-    users: Vec<(String, u32)>,
-    groups: Vec<(String, u32)>,
-}
-
-impl Ids {
-    /// Reads `/etc/passwd` and `/etc/group` of the root (missing files: only root known).
-    pub fn read(root: &Root) -> Ids {
-        let text = |p| {
-            root.read_optional(p, 16 << 20)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        };
-        Ids {
-            users: parse_passwd(&text("/etc/passwd"))
-                .into_iter()
-                .map(|e| (e.name, e.uid))
-                .collect(),
-            groups: parse_group(&text("/etc/group"))
-                .into_iter()
-                .map(|e| (e.name, e.gid))
-                .collect(),
-        }
-    }
-
-    /// The uid of user `name` (`root` is 0 without looking).
-    pub fn uid(&self, name: &str) -> Option<u32> {
-        lookup(&self.users, name)
-    }
-
-    /// The gid of group `name` (`root` is 0 without looking).
-    pub fn gid(&self, name: &str) -> Option<u32> {
-        lookup(&self.groups, name)
-    }
-}
-
-fn lookup(list: &[(String, u32)], name: &str) -> Option<u32> {
-    if name == "root" {
-        return Some(0);
-    }
-    list.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
-}
-
-/// A digest in rpm's algorithm (`PGPHASHALGO_*`: 1 MD5, 2 SHA-1, 8 SHA-256, 9 SHA-384,
-/// 10 SHA-512, 11 SHA-224), fed as the bytes go by.
-pub enum Hasher {
-    Md5(md5::Md5),
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-    Sha224(sha2::Sha224),
-}
-
-impl Hasher {
-    /// `None` for an algorithm rpm does not define.
-    pub fn new(algo: u32) -> Option<Hasher> {
-        use sha2::Digest;
-        Some(match algo {
-            1 => Hasher::Md5(md5::Md5::new()),
-            2 => Hasher::Sha1(sha1::Sha1::new()),
-            8 => Hasher::Sha256(sha2::Sha256::new()),
-            9 => Hasher::Sha384(sha2::Sha384::new()),
-            10 => Hasher::Sha512(sha2::Sha512::new()),
-            11 => Hasher::Sha224(sha2::Sha224::new()),
-            _ => return None,
-        })
-    }
-
-    pub fn update(&mut self, b: &[u8]) {
-        use sha2::Digest;
-        match self {
-            Hasher::Md5(d) => d.update(b),
-            Hasher::Sha1(d) => d.update(b),
-            Hasher::Sha256(d) => d.update(b),
-            Hasher::Sha384(d) => d.update(b),
-            Hasher::Sha512(d) => d.update(b),
-            Hasher::Sha224(d) => d.update(b),
-        }
-    }
-
-    /// Lowercase hex, as headers record file digests.
-    pub fn hex(self) -> String {
-        use sha2::Digest;
-        let bytes = match self {
-            Hasher::Md5(d) => d.finalize().to_vec(),
-            Hasher::Sha1(d) => d.finalize().to_vec(),
-            Hasher::Sha256(d) => d.finalize().to_vec(),
-            Hasher::Sha384(d) => d.finalize().to_vec(),
-            Hasher::Sha512(d) => d.finalize().to_vec(),
-            Hasher::Sha224(d) => d.finalize().to_vec(),
-        };
-        crate::auth::hash::hex(&bytes)
-    }
 }
 
 /// The digest of the regular file at `p` in `algo`; `None` when it is not a regular file

@@ -32,9 +32,10 @@ use refuse::{conflicts_through_symlinks, refuse_hostile};
 use write::{decide, link, make_dir, set_meta_at, write_regular, write_symlink};
 
 use super::apply::{Applied, Installed};
-use super::place::{lstat, rename_in, Dirs, Ids, Place};
+use super::place::{lstat, rename_in, Dirs, Place};
 use super::register::Register;
 use super::{index, store};
+use crate::packages::ids::Ids;
 use crate::rootfs::Root;
 use crate::rpmdb::{header, FileEntry};
 

@@ -11,7 +11,9 @@ use std::io::{Read, Write};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
 use super::{Fate, Staged, FILE_CONFIG, FILE_NOREPLACE, S_IFLNK, S_IFMT, S_IFREG};
-use crate::packages::native::place::{disk_digest, lstat, Dirs, Hasher, Ids, Place};
+use crate::packages::digest::Hasher;
+use crate::packages::ids::Ids;
+use crate::packages::native::place::{disk_digest, lstat, Dirs, Place};
 use crate::rpmdb::FileEntry;
 
 /// rpm's `rpmfiDecideFate` for a file about to be written at `place`.
