@@ -10,9 +10,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -185,15 +185,17 @@ fn rpm_file(nevra: &str) -> &'static Path {
 
 /// A container with a database and no rpm: a tmpfs root in its own mount namespace.
 struct Micro {
-    id: String,
+    ns: LayerContainer,
     /// The rpm that seeded the database and checks it: Debian's (SQLite) or the ndb one.
     rpm_bin: PathBuf,
-    /// The tmpfs root's mount point in the container's mount namespace.
-    layer: String,
-    child: Child,
-    init: u32,
-    cgroups: Vec<PathBuf>,
     _seed: TempDir,
+}
+
+impl std::ops::Deref for Micro {
+    type Target = LayerContainer;
+    fn deref(&self) -> &LayerContainer {
+        &self.ns
+    }
 }
 
 impl Micro {
@@ -238,12 +240,6 @@ impl Micro {
                 ],
             );
         }
-        let mut cgroups = Vec::new();
-        for h in ["pids", "systemd"] {
-            let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/libpod_parent/libpod-{id}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            cgroups.push(dir);
-        }
         let layer = format!("/tmp/sidecar-native-{}", &id[..12]);
         let enter = match drop {
             None => "chroot $L /bin/sh -c".to_string(),
@@ -257,55 +253,11 @@ impl Micro {
             seed = s.display(),
             host = &id[..12],
         );
-        let child = Command::new("unshare")
-            .args([
-                "--mount",
-                "--pid",
-                "--uts",
-                "--ipc",
-                "--net",
-                "--fork",
-                "--kill-child",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-            ])
-            .arg(&script)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        let init = loop {
-            if let Some(&k) = children(child.id()).first() {
-                break k;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the container did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        for cg in &cgroups {
-            std::fs::write(cg.join("cgroup.procs"), init.to_string()).unwrap();
-        }
-        let c = Micro {
-            id,
+        Micro {
+            ns: LayerContainer::start(id, layer, &script),
             rpm_bin: rpm_bin.to_path_buf(),
-            layer: layer.clone(),
-            child,
-            init,
-            cgroups,
             _seed: seed,
-        };
-        wait_until("the container's sleep", Duration::from_secs(10), || {
-            sidecar::procfs::argv(c.init).is_ok_and(|a| a.first().is_some_and(|p| p == "sleep"))
-        });
-        c
-    }
-
-    fn short(&self) -> &str {
-        &self.id[..12]
+        }
     }
 
     /// The container's root as this machine reaches it.
@@ -361,30 +313,6 @@ impl Micro {
 
     fn path(&self, p: &str) -> PathBuf {
         self.root().join(p.trim_start_matches('/'))
-    }
-}
-
-impl Drop for Micro {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-9")
-            .arg(self.init.to_string())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The tmpfs was mounted in the container's mount namespace only: here its mount
-        // point is an empty directory (removing it earlier would detach the mount there).
-        let _ = std::fs::remove_dir(&self.layer);
-        for _ in 0..50 {
-            if self
-                .cgroups
-                .iter()
-                .all(|cg| std::fs::remove_dir(cg).is_ok() || !cg.exists())
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -775,6 +703,27 @@ fn owners_and_capabilities_as_rpm_sets_them() {
     assert!(!lines.contains("capped"), "{lines}");
 }
 
+/// A process that holds rpm's lock of `c`'s database (as rpm takes it: `fcntl`) from when
+/// this returns until its stdin is closed.
+fn hold_rpm_lock(c: &Micro) -> std::process::Child {
+    let mut holder = Command::new("python3")
+        .arg("-c")
+        .arg("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
+        .arg(c.path("/var/lib/rpm/.rpm.lock"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "locked\n");
+    holder
+}
+
 /// `tests/tools/repack.py`: a hostile copy of `nevra` with its digests redone.
 fn repack(nevra: &str, tag: &str, ops: &[&str]) -> PathBuf {
     let out = rpm_file(nevra).with_file_name(format!("{tag}-{nevra}.rpm"));
@@ -1080,21 +1029,7 @@ fn the_native_job_hands_the_container_no_descriptor_of_the_sidecar() {
     const DROP: &str = "cap_sys_admin,cap_sys_ptrace,cap_sys_module";
     let c = Micro::start_opts(&["base-1-1.noarch"], Path::new("rpm"), Some(DROP));
     let server = Server::start(&[]);
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
-        .arg(c.path("/var/lib/rpm/.rpm.lock"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "locked\n");
+    let mut holder = hold_rpm_lock(&c);
     let (looked, (status, v)) = std::thread::scope(|s| {
         let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
         let pid = native_job_pid(&c);
@@ -1252,21 +1187,7 @@ fn a_database_changed_after_the_checks_is_not_written() {
     }
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
-    let mut holder = Command::new("python3")
-        .arg("-c")
-        .arg("import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.lockf(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()")
-        .arg(c.path("/var/lib/rpm/.rpm.lock"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "locked\n");
+    let mut holder = hold_rpm_lock(&c);
     let (status, v) = std::thread::scope(|s| {
         let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
         native_job_pid(&c); // the job waits for the lock now: its checks are done

@@ -9,9 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -199,13 +199,15 @@ fn rpm_file(nevra: &str) -> &'static Path {
 
 /// A container whose root is an overlay of `/` over a tmpfs, seeded with a database.
 struct RpmContainer {
-    id: String,
-    child: Child,
-    init: u32,
-    /// The tmpfs (inside the container's mount namespace) holding `upper`.
-    layer: String,
-    cgroups: Vec<PathBuf>,
+    ns: LayerContainer,
     _seed: TempDir,
+}
+
+impl std::ops::Deref for RpmContainer {
+    type Target = LayerContainer;
+    fn deref(&self) -> &LayerContainer {
+        &self.ns
+    }
 }
 
 impl RpmContainer {
@@ -241,12 +243,6 @@ impl RpmContainer {
             rpm(&["-i", "--nodeps", rpm_file(n).to_str().unwrap()]);
         }
         let layer = format!("/tmp/sidecar-txlayer-{}", &id[..12]);
-        let mut cgroups = Vec::new();
-        for h in ["pids", "systemd"] {
-            let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/libpod_parent/libpod-{id}"));
-            std::fs::create_dir_all(&dir).unwrap();
-            cgroups.push(dir);
-        }
         let ro = if read_only {
             "mount -o remount,ro $L/m; "
         } else {
@@ -262,54 +258,10 @@ impl RpmContainer {
             seed = s.display(),
             host = &id[..12],
         );
-        let child = Command::new("unshare")
-            .args([
-                "--mount",
-                "--pid",
-                "--uts",
-                "--ipc",
-                "--net",
-                "--fork",
-                "--kill-child",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-            ])
-            .arg(&script)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        let init = loop {
-            if let Some(&k) = children(child.id()).first() {
-                break k;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the container did not start"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        for cg in &cgroups {
-            std::fs::write(cg.join("cgroup.procs"), init.to_string()).unwrap();
-        }
-        let c = RpmContainer {
-            id,
-            child,
-            init,
-            layer,
-            cgroups,
+        RpmContainer {
+            ns: LayerContainer::start(id, layer, &script),
             _seed: seed,
-        };
-        wait_until("the container's sleep", Duration::from_secs(10), || {
-            sidecar::procfs::argv(c.init).is_ok_and(|a| a.first().is_some_and(|p| p == "sleep"))
-        });
-        c
-    }
-
-    fn short(&self) -> &str {
-        &self.id[..12]
+        }
     }
 
     /// Every file of the writable layer with its SHA-256, mode and owner (`nsenter` into the
@@ -346,30 +298,6 @@ impl RpmContainer {
 
     fn exists(&self, path: &str) -> bool {
         Path::new(&format!("/proc/{}/root{path}", self.init)).exists()
-    }
-}
-
-impl Drop for RpmContainer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-9")
-            .arg(self.init.to_string())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The layer's tmpfs was mounted only in the container's mount namespace: on this
-        // machine its mount point is an empty directory, left in /tmp by every test before.
-        let _ = std::fs::remove_dir(&self.layer);
-        for _ in 0..50 {
-            if self
-                .cgroups
-                .iter()
-                .all(|cg| std::fs::remove_dir(cg).is_ok() || !cg.exists())
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 

@@ -620,3 +620,98 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A container whose root is a tmpfs (or an overlay on one) that `script` sets up in a mount
+/// namespace of its own (`unshare` of the mount, PID, UTS, IPC and network namespaces,
+/// private propagation), in cgroups named like podman's. The script ends by exec'ing the
+/// container's init inside the root; the init waits until it is in its cgroup (`libpod-<id>`)
+/// and then execs `sleep`. The root's mount point `layer` exists in that namespace only.
+pub struct LayerContainer {
+    pub id: String,
+    /// The host PID of the container's init.
+    pub init: u32,
+    /// Where `script` mounted the root's tmpfs (in the container's mount namespace).
+    pub layer: String,
+    child: Child,
+    cgroups: Vec<PathBuf>,
+}
+
+impl LayerContainer {
+    pub fn start(id: String, layer: String, script: &str) -> LayerContainer {
+        let mut cgroups = Vec::new();
+        for h in ["pids", "systemd"] {
+            let dir = PathBuf::from(format!("/sys/fs/cgroup/{h}/libpod_parent/libpod-{id}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            cgroups.push(dir);
+        }
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--pid",
+                "--uts",
+                "--ipc",
+                "--net",
+                "--fork",
+                "--kill-child",
+            ])
+            .args(["--propagation", "private", "sh", "-c"])
+            .arg(script)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        let init = loop {
+            if let Some(&k) = children(child.id()).first() {
+                break k;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the container did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for cg in &cgroups {
+            std::fs::write(cg.join("cgroup.procs"), init.to_string()).unwrap();
+        }
+        let c = LayerContainer {
+            id,
+            init,
+            layer,
+            child,
+            cgroups,
+        };
+        wait_until("the container's sleep", Duration::from_secs(10), || {
+            sidecar::procfs::argv(c.init).is_ok_and(|a| a.first().is_some_and(|p| p == "sleep"))
+        });
+        c
+    }
+
+    /// The first 12 characters of the ID, as podman shows it.
+    pub fn short(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+impl Drop for LayerContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-9")
+            .arg(self.init.to_string())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The tmpfs was mounted in the container's mount namespace only: on this machine its
+        // mount point is an empty directory (removing it earlier would detach the mount).
+        let _ = std::fs::remove_dir(&self.layer);
+        for _ in 0..50 {
+            if self
+                .cgroups
+                .iter()
+                .all(|cg| std::fs::remove_dir(cg).is_ok() || !cg.exists())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
