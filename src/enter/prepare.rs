@@ -222,9 +222,8 @@ fn prepare_checked(
         .and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok())
         .unwrap_or(40);
     // The native package path's job is the sidecar's own code for a moment, not a program
-    // of the container: it stays in our cgroups (moving a process between cgroup v1
-    // hierarchies took 6-7 ms here, most of a native transaction; the written files' page
-    // cache is then charged to the sidecar, and the container's pids limit does not apply).
+    // of the container: it stays in our cgroups (the written files' page cache is then
+    // charged to the sidecar, and the container's pids limit does not apply to it).
     let cgroups = match req.native_job {
         Some(_) => Vec::new(),
         None => cgroups_to_join(pid, me, &mut notes),
