@@ -42,6 +42,18 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// What one walk of a key's probe sequence found (see `Idx::walk`).
+struct Walk {
+    /// The slots holding the key's entries, in probe order.
+    entries: Vec<usize>,
+    /// The key's offset with its extra hash bits (its slots' key word); 0 when absent.
+    keyoff: u32,
+    /// The last dummy slot passed.
+    last_dummy: Option<usize>,
+    /// The empty slot that ended the walk (`None`: the table is full).
+    empty: Option<usize>,
+}
+
 /// rpm's variant of MurmurHash2 (`murmurhash` in rpmidx.c).
 pub fn murmur(s: &[u8]) -> u32 {
     const M: u32 = 0x5bd1_e995;
@@ -298,36 +310,54 @@ impl Idx {
     /// Entries stored for `key`: (pkgidx, datidx) pairs, in probe order (`rpmidxGetInternal`).
     #[cfg(test)]
     pub fn get(&self, key: &[u8]) -> Vec<(u32, u32)> {
-        let keyh = murmur(key);
-        let mut keyoff = 0u32;
-        let mut hits = Vec::new();
+        self.walk(key, murmur(key))
+            .entries
+            .into_iter()
+            .map(|h| {
+                let data = self.slot_data(h);
+                let ovl = if data & 0x8000_0000 != 0 {
+                    self.slot_ovl(h)
+                } else {
+                    0
+                };
+                decode(data, ovl)
+            })
+            .collect()
+    }
+
+    /// One walk of `key`'s probe sequence (`keyh` its hash), as rpm's `rpmidxGetInternal`,
+    /// `rpmidxPutInternal` and `rpmidxDelInternal` each make it: until the first empty slot,
+    /// skipping dummies (the last one passed is remembered: a put reuses it) and the slots of
+    /// other keys; the key's offset is that of its first slot.
+    fn walk(&self, key: &[u8], keyh: u32) -> Walk {
+        let mut w = Walk {
+            entries: Vec::new(),
+            keyoff: 0,
+            last_dummy: None,
+            empty: None,
+        };
         for h in self.probe(keyh) {
             let x = self.slot_key(h);
             if x == 0 {
+                w.empty = Some(h);
                 break;
             }
             if x == DUMMY {
+                w.last_dummy = Some(h);
                 continue;
             }
-            if keyoff == 0 {
+            if w.keyoff == 0 {
                 if (x ^ keyh) & self.xmask != 0 || !self.equal_key((x & !self.xmask) as usize, key)
                 {
                     continue;
                 }
-                keyoff = x;
+                w.keyoff = x;
             }
-            if keyoff != x {
-                continue;
+            if w.keyoff == x {
+                w.entries.push(h);
             }
-            let data = self.slot_data(h);
-            let ovl = if data & 0x8000_0000 != 0 {
-                self.slot_ovl(h)
-            } else {
-                0
-            };
-            hits.push(decode(data, ovl));
         }
-        hits
+        w
     }
 
     /// `rpmidxCheck`: rebuilds the table when rpm would, before a put or a delete.
@@ -462,34 +492,16 @@ impl Idx {
         self.check()?;
         let keyh = murmur(key);
         let (data, ovl) = encode(pkgidx, datidx);
-        let mut keyoff = 0u32;
-        let mut free = None;
-        let mut empty = None;
-        for h in self.probe(keyh) {
-            let x = self.slot_key(h);
-            if x == 0 {
-                empty = Some(h);
-                break;
-            }
-            if x == DUMMY {
-                free = Some(h); // rpm remembers the last dummy slot it passed
-                continue;
-            }
-            if keyoff == 0 {
-                if (x ^ keyh) & self.xmask != 0 || !self.equal_key((x & !self.xmask) as usize, key)
-                {
-                    continue;
-                }
-                keyoff = x;
-            }
-            if keyoff != x {
-                continue;
-            }
-            if self.slot_data(h) == data && (ovl == 0 || self.slot_ovl(h) == ovl) {
-                return Ok(()); // already in the index
-            }
+        let w = self.walk(key, keyh);
+        let already = w
+            .entries
+            .iter()
+            .any(|&h| self.slot_data(h) == data && (ovl == 0 || self.slot_ovl(h) == ovl));
+        if already {
+            return Ok(());
         }
-        let empty = empty.ok_or("index table full (corrupt header counts)")?;
+        let (mut keyoff, free) = (w.keyoff, w.last_dummy);
+        let empty = w.empty.ok_or("index table full (corrupt header counts)")?;
         if keyoff == 0 {
             keyoff = self.add_key(key) as u32 | (keyh & self.xmask);
         }
@@ -527,26 +539,10 @@ impl Idx {
         self.check()?;
         let keyh = murmur(key);
         let (data, ovl) = encode(pkgidx, datidx);
-        let mut keyoff = 0u32;
+        let w = self.walk(key, keyh);
+        let keyoff = w.keyoff;
         let mut others = false;
-        for h in self.probe(keyh) {
-            let x = self.slot_key(h);
-            if x == 0 {
-                break;
-            }
-            if x == DUMMY {
-                continue;
-            }
-            if keyoff == 0 {
-                if (x ^ keyh) & self.xmask != 0 || !self.equal_key((x & !self.xmask) as usize, key)
-                {
-                    continue;
-                }
-                keyoff = x;
-            }
-            if keyoff != x {
-                continue;
-            }
+        for h in w.entries {
             if self.slot_data(h) != data || (ovl != 0 && self.slot_ovl(h) != ovl) {
                 others = true;
                 continue;
