@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use rustix::fs::AtFlags;
 
 use super::apply::{Applied, Installed};
-use super::install::algo_of;
 use super::place::{disk_digest, lstat, rename_in, Dirs};
 use super::register::Register;
 use crate::rootfs::Root;
@@ -44,7 +43,7 @@ pub fn erase(root: &Root, db: &Installed, instance: u32) -> Result<Applied, Stri
         .collect();
     let mut warnings = Vec::new();
     let mut dirs = Dirs::new(root);
-    remove_files(&mut dirs, &files, algo_of(pkg), &mut warnings);
+    remove_files(&mut dirs, &files, pkg.more().digest_algo, &mut warnings);
     register
         .commit()
         .map_err(|e| format!("the files are removed but the database commit failed: {e}"))?;

@@ -98,10 +98,8 @@ pub fn install(
     let head = read_headers(&pkg)?;
     let (sig_blob, hdr_blob) = super::blobs(&head)?;
     let parsed = header::parse_files(hdr_blob, 0).map_err(|e| format!("package header: {e}"))?;
-    let algo = match parsed.more().digest_algo {
-        0 => 1, // rpm: no FILEDIGESTALGO means MD5
-        a => a,
-    };
+    // `parse_files` gives rpm's default, MD5, when the header names no algorithm.
+    let algo = parsed.more().digest_algo;
     let files: Vec<FileEntry> = parsed.more().entries.clone();
     let raw = header::raw_entries(hdr_blob).map_err(|e| e.to_string())?;
     let inodes: Vec<u64> = raw
@@ -336,7 +334,8 @@ pub fn install(
             .iter()
             .filter(|f| !keep.contains(f.path.as_str()) && !owned.contains(f.path.as_str()))
             .collect();
-        super::erase::remove_files(&mut dirs, &gone, algo_of(old), &mut warnings);
+        let algo = old.more().digest_algo;
+        super::erase::remove_files(&mut dirs, &gone, algo, &mut warnings);
     }
     register
         .commit()
@@ -346,12 +345,4 @@ pub fn install(
         warnings,
         skipped_scriptlets: super::apply::scriptlets(&raw, true),
     })
-}
-
-/// The digest algorithm of an installed package's file digests.
-pub fn algo_of(p: &crate::rpmdb::Package) -> u32 {
-    match p.more().digest_algo {
-        0 => 1,
-        a => a,
-    }
 }
