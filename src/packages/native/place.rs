@@ -21,7 +21,7 @@ use crate::rootfs::Root;
 /// A file's place: its parent directory (an `O_PATH` handle) and its name there.
 #[derive(Debug)]
 pub struct Place {
-    pub dir: std::sync::Arc<OwnedFd>,
+    pub dir: std::rc::Rc<OwnedFd>,
     pub name: String,
     /// The full path, for messages.
     pub path: String,
@@ -59,7 +59,7 @@ pub fn split(path: &str) -> Result<(&str, &str), String> {
 /// order, so that a failure can remove them again.
 pub struct Dirs<'r> {
     root: &'r Root,
-    cache: std::collections::HashMap<String, std::sync::Arc<OwnedFd>>,
+    cache: std::collections::HashMap<String, std::rc::Rc<OwnedFd>>,
     pub created: Vec<String>,
 }
 
@@ -77,7 +77,7 @@ impl<'r> Dirs<'r> {
     ///
     /// # Errors
     /// The failing lookup or `mkdirat`, naming the directory.
-    pub fn get(&mut self, dir: &str, create: bool) -> Result<std::sync::Arc<OwnedFd>, String> {
+    pub fn get(&mut self, dir: &str, create: bool) -> Result<std::rc::Rc<OwnedFd>, String> {
         if let Some(d) = self.cache.get(dir) {
             return Ok(d.clone());
         }
@@ -98,7 +98,7 @@ impl<'r> Dirs<'r> {
             }
             Err(e) => return Err(format!("cannot open directory {dir}: {e}")),
         };
-        let fd = std::sync::Arc::new(fd);
+        let fd = std::rc::Rc::new(fd);
         self.cache.insert(dir.to_string(), fd.clone());
         Ok(fd)
     }
