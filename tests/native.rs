@@ -15,7 +15,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
 const TOOLS: [&str; 6] = [
     "unshare",
@@ -335,21 +334,6 @@ fn real_rpm_with(rpm_bin: &Path, root: &Path, args: &[&str]) {
     );
 }
 
-fn install(server: &Server, c: &str, file: &Path, query: &str) -> (u16, Value) {
-    let (status, body) = curl(&[
-        "--digest",
-        "--user",
-        &format!("{USER}:{PASSWORD}"),
-        "-T",
-        file.to_str().unwrap(),
-        &format!("{}/{c}/rpms{query}", server.url),
-    ]);
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -366,7 +350,7 @@ fn install_natively_then_rpm_agrees() {
     let c = Micro::start(&["base-1-1.noarch"]);
     assert!(!c.path("/usr/bin/rpm").exists() && !c.path("/bin/rpm").exists());
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["status"], "installed", "{v}");
     assert_eq!(v["method"], "native", "{v}");
@@ -449,7 +433,7 @@ fn install_natively_then_rpm_agrees() {
     // What was stored is what rpm stores for the same package.
     same_as_rpm_stores(&c, "tool-1-1.noarch");
     // Replies that run nothing name the path too.
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str(), v["method"].as_str()),
         (200, Some("already-installed"), Some("native")),
@@ -590,10 +574,10 @@ fn update_natively_with_config_rules() {
     }
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     std::fs::write(c.path("/etc/tool.conf"), "mine\n").unwrap();
-    let (status, v) = install(&server, c.short(), rpm_file("tool-2-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-2-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["status"], "updated", "{v}");
     assert_eq!(c.qa(), ["base-1-1.noarch", "tool-2-1.noarch"]);
@@ -637,17 +621,17 @@ fn native_problems_and_test_mode_change_nothing() {
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
     let before = c.state();
-    let (status, v) = install(&server, c.short(), rpm_file("needy-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("needy-1-1.noarch"), "");
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["status"], "failed");
     assert_eq!(
         v["problems"][0][0], "libmissing >= 2 is needed by needy-1-1.noarch",
         "{v}"
     );
-    let (status, v) = install(&server, c.short(), rpm_file("clash-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("clash-1-1.noarch"), "");
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["problems"][0][1][0], 7, "a file conflict: {v}");
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "?test=1");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "?test=1");
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         (v["status"].as_str(), v["test"].as_bool()),
@@ -665,7 +649,7 @@ fn owners_and_capabilities_as_rpm_sets_them() {
     }
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("suid-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("suid-1-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     let out = v["output"].as_str().unwrap_or("");
     assert!(
@@ -798,7 +782,7 @@ fn hostile_packages_are_refused_and_change_nothing() {
     // The genuine package goes in: the edits, not the package, are what is refused.
     let genuine_state = c.state();
     for (what, file, why) in &cases {
-        let (status, v) = install(&server, c.short(), file, "");
+        let (status, v) = server.put_rpm(c.short(), file, "");
         assert_eq!(
             (status, v["status"].as_str()),
             (409, Some("failed")),
@@ -814,7 +798,7 @@ fn hostile_packages_are_refused_and_change_nothing() {
         );
         assert_eq!(c.qa(), ["base-1-1.noarch"], "{what}");
     }
-    let (status, v) = install(&server, c.short(), rpm_file("evil-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("evil-1-1.noarch"), "");
     assert_eq!(status, 200, "the unedited package installs: {v}");
 }
 
@@ -840,7 +824,7 @@ fn symlinks_the_container_planted_are_replaced_or_stay_inside() {
     .unwrap();
     let passwd = std::fs::read(c.path("/etc/passwd")).unwrap();
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     let host_entries = std::fs::read_dir(&host_dir).unwrap().count();
     let _ = std::fs::remove_dir_all(&host_dir);
     assert_eq!(status, 200, "{v}");
@@ -883,7 +867,7 @@ fn databases_the_native_path_does_not_write_are_refused() {
     }
     let server = Server::start(&[]);
     let before = c.state();
-    let (status, v) = install(&server, c.short(), rpm_file("base-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("base-1-1.noarch"), "");
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (422, Some("native_unsupported")),
@@ -953,7 +937,7 @@ fn an_ndb_database_natively_then_the_ndb_rpm_agrees() {
         c.path("/var/lib/rpm/Packages.db").exists() && c.path("/var/lib/rpm/Index.db").exists()
     );
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str(), v["method"].as_str()),
         (200, Some("installed"), Some("native")),
@@ -978,7 +962,7 @@ fn an_ndb_database_natively_then_the_ndb_rpm_agrees() {
     assert_eq!(ok(&["-q", "--whatrequires", "base"]).lines().count(), 2);
     assert_eq!(ok(&["-V", "--nodeps", "--noscripts", "tool"]), "");
     // An update, then an erase of what rpm installed, natively.
-    let (status, v) = install(&server, c.short(), rpm_file("tool-2-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-2-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("updated")),
@@ -1034,7 +1018,7 @@ fn the_native_job_hands_the_container_no_descriptor_of_the_sidecar() {
     let server = Server::start(&[]);
     let mut holder = hold_rpm_lock(&c);
     let (looked, (status, v)) = std::thread::scope(|s| {
-        let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
+        let job = s.spawn(|| server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), ""));
         let pid = native_job_pid(&c);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let ns_pid = status
@@ -1080,7 +1064,7 @@ fn a_long_native_reply_does_not_stall_the_transaction() {
     }
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("many-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("many-1-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     assert!(
         v["output"].as_str().unwrap_or("").len() > 128 << 10,
@@ -1104,7 +1088,7 @@ fn a_file_over_a_directory_is_refused_and_changes_nothing() {
     std::fs::write(c.path("/usr/bin/tool/keep"), "the container's\n").unwrap();
     let before = c.state();
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
     assert!(
         v["output"].as_str().unwrap_or("").contains("/usr/bin/tool"),
@@ -1125,10 +1109,10 @@ fn obsoleting_another_package_is_refused_natively() {
     }
     let c = Micro::start(&["base-1-1.noarch"]);
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("tool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), "");
     assert_eq!(status, 200, "{v}");
     let before = c.state();
-    let (status, v) = install(&server, c.short(), rpm_file("newtool-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("newtool-1-1.noarch"), "");
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (422, Some("native_unsupported")),
@@ -1168,7 +1152,7 @@ fn a_file_conflict_through_a_directory_symlink_is_refused() {
     );
     let before = c.state();
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("alias-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("alias-1-1.noarch"), "");
     assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
     assert!(
         v["output"].as_str().unwrap_or("").contains(
@@ -1192,7 +1176,7 @@ fn a_database_changed_after_the_checks_is_not_written() {
     let server = Server::start(&[]);
     let mut holder = hold_rpm_lock(&c);
     let (status, v) = std::thread::scope(|s| {
-        let job = s.spawn(|| install(&server, c.short(), rpm_file("tool-1-1.noarch"), ""));
+        let job = s.spawn(|| server.put_rpm(c.short(), rpm_file("tool-1-1.noarch"), ""));
         native_job_pid(&c); // the job waits for the lock now: its checks are done
         let other = c.rpm(&[
             "-i",

@@ -305,22 +305,6 @@ fn auth() -> String {
     format!("{USER}:{PASSWORD}")
 }
 
-/// `curl -T FILE` to `PUT /<c>/rpms[?query]`: (status, JSON).
-fn install(server: &Server, c: &str, file: &Path, query: &str) -> (u16, Value) {
-    let (status, body) = curl(&[
-        "--digest",
-        "--user",
-        &auth(),
-        "-T",
-        file.to_str().unwrap(),
-        &format!("{}/{c}/rpms{query}", server.url),
-    ]);
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
-}
-
 fn erase(server: &Server, c: &str, name: &str) -> (u16, Value) {
     server.request("DELETE", &format!("/{c}/rpms/{name}"))
 }
@@ -403,7 +387,7 @@ fn install_update_and_their_problems() {
     let c = RpmContainer::start(&BASE, false);
     let server = Server::start(&[]);
     let s = c.short();
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
@@ -414,13 +398,13 @@ fn install_update_and_their_problems() {
         std::fs::read_to_string(format!("/proc/{}/root/usr/bin/ltrace-test", c.init)).unwrap(),
         "#!/bin/sh\necho 1\n"
     );
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("already-installed")),
         "{v}"
     );
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-2.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-2.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("updated")),
@@ -429,7 +413,7 @@ fn install_update_and_their_problems() {
     assert!(c.rpm_qa().contains(&"ltrace-0.7.3-2.noarch".to_string()));
     assert!(!c.rpm_qa().contains(&"ltrace-0.7.3-1.noarch".to_string()));
     // Older than what is installed: rpm's OLDPACKAGE (8), naming the installed instance.
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.2-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.2-1.noarch"), "");
     assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
     assert_eq!(v["problems"][0][1][0], 8, "{v}");
     assert!(v["problems"][0][1][2].as_u64().unwrap() > 0, "{v}");
@@ -441,7 +425,7 @@ fn install_update_and_their_problems() {
         ("needy-1-1.noarch", 4, "libmissing >= 2", false),
     ];
     for (nevra, kind, str1, installed_instance) in cases {
-        let (status, v) = install(&server, s, rpm_file(nevra), "");
+        let (status, v) = server.put_rpm(s, rpm_file(nevra), "");
         assert_eq!(
             (status, v["status"].as_str()),
             (409, Some("failed")),
@@ -464,7 +448,7 @@ fn install_update_and_their_problems() {
 
     // A failing %post is a warning to rpm 4.18 (exit 0): the package is installed, and
     // what rpm said comes back in `output`.
-    let (status, v) = install(&server, s, rpm_file("failpost-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("failpost-1-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
@@ -477,7 +461,7 @@ fn install_update_and_their_problems() {
         "{v}"
     );
     // A failing %pre stops that package: failed, rpm's words, and nothing left installed.
-    let (status, v) = install(&server, s, rpm_file("failpre-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("failpre-1-1.noarch"), "");
     assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
     let out = v["output"].as_str().unwrap();
     assert!(
@@ -498,7 +482,7 @@ fn test_mode_changes_nothing_and_bad_uploads_leave_no_trace() {
     let server = Server::start(&["--max-upload", "200000"]);
     let s = c.short();
     let before = c.layer_state();
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
     assert_eq!(
         (status, v["status"].as_str(), v["test"].as_bool()),
         (200, Some("installed"), Some(true)),
@@ -530,7 +514,7 @@ fn test_mode_changes_nothing_and_bad_uploads_leave_no_trace() {
         (&truncated, "payload digest"),
         (&altered, "payload digest"),
     ] {
-        let (status, v) = install(&server, s, f, "");
+        let (status, v) = server.put_rpm(s, f, "");
         assert_eq!(
             (status, v["error"]["code"].as_str()),
             (422, Some("bad_package")),
@@ -543,7 +527,7 @@ fn test_mode_changes_nothing_and_bad_uploads_leave_no_trace() {
     }
     let big = dir.path().join("big.rpm");
     std::fs::write(&big, vec![0u8; 300_000]).unwrap();
-    let (status, v) = install(&server, s, &big, "");
+    let (status, v) = server.put_rpm(s, &big, "");
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (413, Some("payload_too_large")),
@@ -577,13 +561,13 @@ fn concurrency_hang_ups_and_queues() {
         "curl should have given up: {status}"
     );
     // Meanwhile another transaction with wait=0 is refused, one without waits its turn.
-    let (status, v) = install(&server, &s, rpm_file("ltrace-0.7.3-1.noarch"), "?wait=0");
+    let (status, v) = server.put_rpm(&s, rpm_file("ltrace-0.7.3-1.noarch"), "?wait=0");
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (409, Some("transaction_in_progress")),
         "{v}"
     );
-    let (status, v) = install(&server, &s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(&s, rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
@@ -693,7 +677,7 @@ fn names_several_packages_share_and_containers_without_rpm() {
         (200, Some("erased"), Some("native")),
         "{v}"
     );
-    let (status, v) = install(&server, &bb.id[..12], rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(&bb.id[..12], rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str(), v["method"].as_str()),
         (200, Some("installed"), Some("native")),
@@ -906,7 +890,7 @@ fn scriptlet_output_is_never_a_problem() {
     }
     let c = RpmContainer::start(&BASE, false);
     let server = Server::start(&[]);
-    let (status, v) = install(&server, c.short(), rpm_file("chatty-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(c.short(), rpm_file("chatty-1-1.noarch"), "");
     assert!(c.rpm_qa().contains(&"chatty-1-1.noarch".to_string()));
     assert_eq!(
         (status, v["status"].as_str()),
@@ -1019,7 +1003,7 @@ fn a_header_index_that_lies_is_a_bad_package() {
     for (name, bytes) in [("far-offset", far_offset), ("many-entries", many_entries)] {
         let f = dir.path().join(format!("{name}.rpm"));
         std::fs::write(&f, bytes).unwrap();
-        let (status, v) = install(&server, c.short(), &f, "");
+        let (status, v) = server.put_rpm(c.short(), &f, "");
         assert_eq!(
             (status, v["error"]["code"].as_str()),
             (422, Some("bad_package")),
@@ -1039,7 +1023,7 @@ fn a_conflict_on_a_package_named_file_is_a_problem() {
     let c = RpmContainer::start(&BASE, false);
     let server = Server::start(&[]);
     let s = c.short();
-    let (status, v) = install(&server, s, rpm_file("guard-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("guard-1-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
@@ -1049,7 +1033,7 @@ fn a_conflict_on_a_package_named_file_is_a_problem() {
         .as_u64()
         .unwrap();
     let before = c.layer_state();
-    let (status, v) = install(&server, s, rpm_file("file-1-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("file-1-1.noarch"), "");
     assert_eq!((status, v["status"].as_str()), (409, Some("failed")), "{v}");
     assert_eq!(
         v["problems"],
@@ -1117,13 +1101,13 @@ fn test_replies_say_so_even_without_rpm_running() {
     let c = RpmContainer::start(&BASE, false);
     let server = Server::start(&[]);
     let s = c.short();
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
         "{v}"
     );
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "?test=1");
     assert_eq!(
         (status, v["status"].as_str(), v["test"].as_bool()),
         (200, Some("already-installed"), Some(true)),
@@ -1147,7 +1131,7 @@ fn an_explicit_epoch_0_is_the_same_package() {
     let c = RpmContainer::start(&BASE, false);
     let server = Server::start(&[]);
     let s = c.short();
-    let (status, v) = install(&server, s, rpm_file("ltrace-0.7.3-1.noarch"), "");
+    let (status, v) = server.put_rpm(s, rpm_file("ltrace-0.7.3-1.noarch"), "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("installed")),
@@ -1170,7 +1154,7 @@ fn an_explicit_epoch_0_is_the_same_package() {
     assert!(st.success());
     let rebuilt = top.path().join("RPMS/noarch/ltrace-0.7.3-1.noarch.rpm");
     let before = c.layer_state();
-    let (status, v) = install(&server, s, &rebuilt, "");
+    let (status, v) = server.put_rpm(s, &rebuilt, "");
     assert_eq!(
         (status, v["status"].as_str()),
         (200, Some("already-installed")),
@@ -1222,7 +1206,7 @@ fn a_huge_header_is_not_read_into_memory() {
     drop(file);
     let pid = server.child.id();
     let before = vm_hwm_kb(pid);
-    let (status, v) = install(&server, c.short(), &f, "");
+    let (status, v) = server.put_rpm(c.short(), &f, "");
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (422, Some("bad_package")),

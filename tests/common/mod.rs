@@ -560,6 +560,22 @@ impl Server {
         )
     }
 
+    /// `curl -T FILE` to `PUT /<c>/rpms[?query]` (a package transaction): (status, JSON).
+    pub fn put_rpm(&self, c: &str, file: &Path, query: &str) -> (u16, serde_json::Value) {
+        let (status, body) = curl(&[
+            "--digest",
+            "--user",
+            &format!("{USER}:{PASSWORD}"),
+            "-T",
+            file.to_str().unwrap(),
+            &format!("{}/{c}/rpms{query}", self.url),
+        ]);
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+        )
+    }
+
     /// `POST /<c>/exec` with `body` (JSON) by real curl: (status, body text).
     pub fn exec(&self, c: &str, body: &serde_json::Value) -> (u16, String) {
         let dir = TempDir::new("exec-body");
