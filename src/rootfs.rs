@@ -28,6 +28,9 @@ use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 #[derive(Debug)]
 pub struct Root {
     fd: OwnedFd,
+    /// The process whose root this is (`of_pid`): its mount namespace is where a
+    /// [`Root::read_only_view`] is made.
+    pid: Option<u32>,
 }
 
 impl Root {
@@ -38,7 +41,7 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd })
+        Ok(Root { fd, pid: Some(pid) })
     }
 
     /// Opens directory `dir` of this machine as a root (`sidecar rpms --root DIR`): paths
@@ -49,7 +52,29 @@ impl Root {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Root { fd })
+        Ok(Root { fd, pid: None })
+    }
+
+    /// The same root as a detached, read-only copy of its mounts, every one `nodev`
+    /// (`sys::read_only_view`): a device node found through it cannot be opened, so a
+    /// regular file seen by `lstat` can be opened directly (`O_NONBLOCK`, so that a FIFO
+    /// swapped in meanwhile cannot block) instead of through an `O_PATH` probe.
+    ///
+    /// # Errors
+    /// Those of `sys::read_only_view` (an older kernel, no `CAP_SYS_ADMIN`), and of opening
+    /// the process's `/proc/<pid>/ns/mnt`. The caller looks through this root instead.
+    pub fn read_only_view(&self) -> io::Result<Root> {
+        let ns = match self.pid {
+            Some(pid) => Some(rustix::fs::open(
+                format!("/proc/{pid}/ns/mnt"),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?),
+            None => None,
+        };
+        use std::os::fd::AsFd;
+        let fd = crate::sys::read_only_view(self.fd.as_fd(), ns.as_ref().map(|f| f.as_fd()))?;
+        Ok(Root { fd, pid: None })
     }
 
     /// Opens the regular file `path` (taken relative to the container's `/`) for reading.

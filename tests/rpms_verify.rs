@@ -484,3 +484,55 @@ fn verify_and_owners_over_http() {
     assert_eq!(status, 200);
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// What `rpm -V` looks through: a read-only copy of the root's mounts, every one `nodev`,
+/// on this machine (`--root DIR`) and inside a container's own mount namespace. A device
+/// node there cannot be opened (its driver never sees the open), nothing can be written,
+/// and the container's mounts are what they were.
+#[test]
+fn files_are_looked_at_through_a_read_only_nodev_view() {
+    if !privileged(&["unshare", "mknod", "/bin/busybox"]) {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    // `path` inside the view (its descriptor's magic link leads to the copy's root).
+    let open = |view: &sidecar::rootfs::Root, path: &str, write: bool| {
+        let p = format!("/proc/self/fd/{}/{path}", view.fd().as_raw_fd());
+        fs::OpenOptions::new().read(!write).write(write).open(p)
+    };
+    let check = |r: &Path, view: &sidecar::rootfs::Root| {
+        fs::write(r.join("plain.txt"), "plain\n").unwrap();
+        run(Command::new("mknod")
+            .arg(r.join("null-dev"))
+            .args(["c", "1", "3"]));
+        // The device works where it is (so the refusal below is the view's doing).
+        assert!(fs::File::open(r.join("null-dev")).is_ok());
+        let e = open(view, "null-dev", false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+        assert_eq!(
+            std::io::read_to_string(open(view, "plain.txt", false).unwrap()).unwrap(),
+            "plain\n"
+        );
+        let e = open(view, "plain.txt", true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");
+        fs::remove_file(r.join("null-dev")).unwrap();
+    };
+
+    let dir = TempDir::new("vt-view");
+    let root = sidecar::rootfs::Root::of_dir(dir.path()).unwrap();
+    let view = root
+        .read_only_view()
+        .expect("a view of a directory of this machine");
+    check(dir.path(), &view);
+
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let mounts = || fs::read_to_string(format!("/proc/{}/mountinfo", c.init)).unwrap();
+    let before = mounts();
+    let root = sidecar::rootfs::Root::of_pid(c.init).unwrap();
+    let view = root
+        .read_only_view()
+        .expect("a view made inside the container's mount namespace");
+    check(c.root.path(), &view);
+    drop(view);
+    assert_eq!(mounts(), before);
+}

@@ -6,11 +6,17 @@
 //! (`S.5....T.  c /etc/foo`, `missing     /usr/bin/bar`).
 //!
 //! Invariants: every file is looked up inside the container's root only (its directory
-//! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), as an
-//! `O_PATH` probe that does not follow a final symlink, then checked with `fstat`; only a
-//! regular file is then opened for reading, and only as the very inode the probe names
-//! (`/proc/thread-self/fd/N`, through that directory held open by each thread), so a FIFO
-//! or a device is never opened, and nothing is written.
+//! with `openat2` and `RESOLVE_IN_ROOT`, its base name relative to that directory), never
+//! following a final symlink; only what `lstat` shows to be a regular file is opened for
+//! reading, and nothing is written. Two ways, the first when the kernel allows it:
+//! - through a read-only copy of the container's mounts, every one `nodev`
+//!   (`Root::read_only_view`): `fstatat`, then `openat(O_NOFOLLOW | O_NONBLOCK)` and
+//!   `fstat` of what was opened. A device node cannot be opened there at all (the driver
+//!   never sees the open), and a FIFO swapped in between the two calls cannot block us
+//!   (only the container, racing on purpose, could make us open it for a moment);
+//! - otherwise as an `O_PATH` probe checked with `fstat`, the regular file then opened as
+//!   the very inode the probe names (`/proc/thread-self/fd/N`).
+//!
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
 use std::collections::BTreeMap;
@@ -188,6 +194,10 @@ type DirFailure = (String, io::ErrorKind, Option<i32>);
 /// `/proc/thread-self/fd`, through which probes are reopened).
 struct Looker<'r> {
     root: &'r Root,
+    /// `root` is a `nodev` read-only view: regular files are opened directly.
+    direct: bool,
+    /// Device numbers seen in a view, and whether each is procfs or sysfs.
+    file_systems: Vec<(u64, bool)>,
     /// The last few directories asked for, the latest first (a package's files alternate
     /// between a directory and its subdirectories: `/opt/x`, `/opt/x/y.d/*`, `/opt/x`...).
     dirs: Vec<Result<Dir, DirFailure>>,
@@ -209,9 +219,11 @@ fn is_special(fd: &OwnedFd) -> io::Result<bool> {
 }
 
 impl<'r> Looker<'r> {
-    fn new(root: &'r Root) -> Self {
+    fn new(root: &'r Root, direct: bool) -> Self {
         Looker {
             root,
+            direct,
+            file_systems: Vec::new(),
             dirs: Vec::with_capacity(DIRS_KEPT),
             fd_dir: None,
             buf: Vec::new(),
@@ -236,10 +248,20 @@ impl<'r> Looker<'r> {
         if let Some(i) = held {
             self.dirs[..=i].rotate_right(1);
         } else {
+            let (direct, known) = (self.direct, &mut self.file_systems);
             let opened =
                 open_in_root(self.root, dir, OFlags::PATH | OFlags::DIRECTORY).and_then(|fd| {
                     let st = rustix::fs::fstat(&fd)?;
-                    let special = is_special(&fd)?;
+                    // In a view, whose mounts cannot change, a device number names one
+                    // file system for as long as we look: it is asked about once.
+                    let special = match known.iter().find(|(dev, _)| direct && *dev == st.st_dev) {
+                        Some(&(_, special)) => special,
+                        None => {
+                            let special = is_special(&fd)?;
+                            known.push((st.st_dev, special));
+                            special
+                        }
+                    };
                     Ok(Dir {
                         path: dir.to_string(),
                         fd,
@@ -265,33 +287,101 @@ impl<'r> Looker<'r> {
     /// `lstat` inside the root, through an `O_PATH` probe of the file itself (a final
     /// symlink not followed): the probe is what a symlink is read through and what a
     /// regular file is reopened from, so nothing can be swapped in between.
+    ///
+    /// On a `nodev` view, a regular file on its directory's file system (not procfs or
+    /// sysfs) is opened for reading right away instead: `fstatat`, `openat` and `fstat` of
+    /// what was opened, which must still be a regular file there.
     fn lstat(&mut self, path: &str) -> io::Result<Probe> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let direct = self.direct;
         let (fd, dir) = match dir_and_base(path) {
             Some((dir, base)) => {
                 let d = self.dir(dir)?;
+                if direct && !d.special {
+                    if let Some(p) = open_direct(d, base)? {
+                        return Ok(p);
+                    }
+                }
                 let fd = rustix::fs::openat(&d.fd, base, flags, Mode::empty())?;
                 (fd, Some((d.dev, d.special)))
             }
             None => (open_in_root(self.root, path, flags)?, None),
         };
         let st = rustix::fs::fstat(&fd)?;
-        Ok(Probe { fd, st, dir })
+        Ok(Probe {
+            fd: Some(fd),
+            st,
+            dir,
+            readable: false,
+        })
     }
+
+    /// Opens the regular file the probe names for reading (see [`Probe::open`]).
+    fn open(&mut self, probe: &mut Probe) -> io::Result<std::fs::File> {
+        if probe.readable {
+            if let Some(fd) = probe.fd.take() {
+                return Ok(std::fs::File::from(fd));
+            }
+        }
+        probe.open(self.fd_dir()?)
+    }
+}
+
+/// A regular file of directory `d` (of a `nodev` view) opened for reading, with its `fstat`;
+/// `None` when `base` is anything else, or is no longer a regular file of that file system
+/// once opened (the caller then looks again through an `O_PATH` probe).
+fn open_direct(d: &Dir, base: &str) -> io::Result<Option<Probe>> {
+    let st = rustix::fs::statat(&d.fd, base, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile && kind != FileType::Symlink {
+        // A directory, FIFO, device or socket: its `lstat` is all that is looked at.
+        return Ok(Some(Probe {
+            fd: None,
+            st,
+            dir: Some((d.dev, d.special)),
+            readable: false,
+        }));
+    }
+    if kind != FileType::RegularFile || st.st_dev != d.dev {
+        return Ok(None);
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let Ok(fd) = rustix::fs::openat(&d.fd, base, flags | OFlags::CLOEXEC, Mode::empty()) else {
+        return Ok(None);
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != d.dev {
+        return Ok(None);
+    }
+    Ok(Some(Probe {
+        fd: Some(fd),
+        st,
+        dir: Some((d.dev, false)),
+        readable: true,
+    }))
 }
 
 /// A file looked at: its `O_PATH` descriptor, its `fstat`, and its directory's device and
 /// whether that is on procfs or sysfs (when it was looked up through an open directory).
 struct Probe {
-    fd: OwnedFd,
+    /// Gone once a readable one has been handed out.
+    fd: Option<OwnedFd>,
     st: Stat,
     dir: Option<(u64, bool)>,
+    /// `fd` is open for reading already (a regular file of a `nodev` view).
+    readable: bool,
 }
 
 impl Probe {
+    fn fd(&self) -> io::Result<&OwnedFd> {
+        self.fd
+            .as_ref()
+            .ok_or_else(|| io::Error::other("already opened"))
+    }
+
     /// The target of the symlink the probe names.
     fn readlink(&self) -> io::Result<Vec<u8>> {
-        Ok(rustix::fs::readlinkat(&self.fd, "", Vec::new())?.into_bytes())
+        Ok(rustix::fs::readlinkat(self.fd()?, "", Vec::new())?.into_bytes())
     }
 
     /// Opens for reading the very inode the probe names (`/proc/thread-self/fd/N`, through
@@ -308,7 +398,7 @@ impl Probe {
         // A file on its directory's file system needs no second look at that file system.
         let special = match self.dir {
             Some((dev, special)) if dev == self.st.st_dev => special,
-            _ => is_special(&self.fd)?,
+            _ => is_special(self.fd()?)?,
         };
         if special {
             return Err(io::Error::new(
@@ -317,7 +407,7 @@ impl Probe {
             ));
         }
         let fd = fds.reopen(
-            std::os::fd::AsFd::as_fd(&self.fd),
+            std::os::fd::AsFd::as_fd(self.fd()?),
             OFlags::RDONLY | OFlags::NOCTTY,
         )?;
         Ok(std::fs::File::from(fd))
@@ -381,7 +471,7 @@ fn verify_file(
         STATE_WRONGCOLOR => flags &= !(VERIFY_DIGEST | VERIFY_SIZE | VERIFY_MTIME | VERIFY_RDEV),
         _ => {}
     }
-    let probe = match look.lstat(&f.path) {
+    let mut probe = match look.lstat(&f.path) {
         Ok(x) => x,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return (VERIFY_LSTATFAIL, None),
         Err(e) => return (VERIFY_LSTATFAIL, Some(e)),
@@ -417,7 +507,7 @@ fn verify_file(
     let mut size = sb.st_size as u64;
     // A regular file whose content or capabilities are compared is opened once for both.
     let mut file = if flags & (VERIFY_DIGEST | VERIFY_CAPS) != 0 {
-        Some(look.fd_dir().and_then(|fds| probe.open(fds)))
+        Some(look.open(&mut probe))
     } else {
         None
     };
@@ -534,14 +624,20 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
             _ => false,
         }
     };
-    let files: usize = pkgs.iter().map(|p| p.more().entries.len()).sum();
+    // File lists are decoded by the workers (`Package::more`), so only packages are counted.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS)
-        .min(files / FILES_PER_THREAD + 1);
+        .min(pkgs.len() / PACKAGES_PER_THREAD + 1);
     let next = AtomicUsize::new(0);
+    // The read-only nodev view when the kernel gives one (see the module's invariants).
+    let view = root.read_only_view().ok();
+    let (look_root, direct) = match &view {
+        Some(v) => (v, true),
+        None => (root, false),
+    };
     let work = || {
-        let mut look = Looker::new(root);
+        let mut look = Looker::new(look_root, direct);
         let mut done = Vec::new();
         // Packages handed out a few at a time, in order.
         loop {
@@ -553,12 +649,12 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
                 break;
             }
             for (k, p) in chunk.iter().enumerate() {
-                done.push((start + k, verify_package(&mut look, &ids, p, &shared)));
+                done.push((start + k, verify_package(&mut look, &ids, p)));
             }
         }
         done
     };
-    let mut results: Vec<(usize, Vec<Finding>)> = if threads <= 1 {
+    let mut results: Vec<(usize, Vec<(Finding, u32)>)> = if threads <= 1 {
         work()
     } else {
         std::thread::scope(|s| {
@@ -571,72 +667,90 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
         })
     };
     results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().flat_map(|(_, f)| f).collect())
+    // Once every file list is decoded: mtimes of shared files are no difference.
+    Ok(results
+        .into_iter()
+        .flat_map(|(_, f)| f)
+        .filter_map(|(mut finding, r)| {
+            let path = finding.path.as_deref().unwrap_or("");
+            if r & VERIFY_MTIME == 0 || !shared(path) {
+                return Some(finding);
+            }
+            let r = r & !VERIFY_MTIME;
+            if r == 0 && finding.state.is_none() {
+                return None;
+            }
+            finding.flags = Some(verify_string(r));
+            Some(finding)
+        })
+        .collect())
 }
 
 /// Directories a [`Looker`] holds open at a time.
 const DIRS_KEPT: usize = 4;
 /// At most this many threads look at files (more only contend on a small machine).
 const MAX_THREADS: usize = 4;
-/// A thread is worth starting for this many files.
-const FILES_PER_THREAD: usize = 500;
+/// A thread is worth starting for this many packages.
+const PACKAGES_PER_THREAD: usize = 16;
 /// Packages a thread takes at a time.
 const CHUNK: usize = 8;
 
-/// What `rpm -V` finds in one package.
-fn verify_package(
-    look: &mut Looker<'_>,
-    ids: &Ids,
-    p: &Package,
-    shared: &dyn Fn(&str) -> bool,
-) -> Vec<Finding> {
+/// What `rpm -V` finds in one package, each finding with its `RPMVERIFY_*` bits (an mtime
+/// difference is checked against shared files afterwards, by `verify`).
+fn verify_package(look: &mut Looker<'_>, ids: &Ids, p: &Package) -> Vec<(Finding, u32)> {
     let more = p.more();
     let mut out = Vec::new();
     if let Some(e) = &more.files_error {
         // rpm cannot build the file list: it verifies nothing and exits 1, silently.
-        out.push(Finding {
-            package: nevra(p),
-            path: None,
-            flags: None,
-            attr: String::new(),
-            missing: false,
-            error: Some(format!("the file list cannot be verified: {e}")),
-            state: None,
-            silent: true,
-        });
+        out.push((
+            Finding {
+                package: nevra(p),
+                path: None,
+                flags: None,
+                attr: String::new(),
+                missing: false,
+                error: Some(format!("the file list cannot be verified: {e}")),
+                state: None,
+                silent: true,
+            },
+            0,
+        ));
         return out;
     }
     for f in &more.entries {
-        let (mut r, err) = verify_file(look, ids, more.digest_algo, f);
-        if r & VERIFY_MTIME != 0 && shared(&f.path) {
-            r &= !VERIFY_MTIME;
-        }
+        let (r, err) = verify_file(look, ids, more.digest_algo, f);
         let state = state_str(f.state);
         let attr = attr_string(f.flags);
         if r & VERIFY_LSTATFAIL != 0 {
             let quiet = f.flags & (FILE_MISSINGOK | FILE_GHOST) != 0;
-            out.push(Finding {
-                package: nevra(p),
-                path: Some(f.path.clone()),
-                flags: None,
-                attr,
-                missing: true,
-                error: err.map(|e| strerror(&e)),
-                state,
-                silent: quiet,
-            });
+            out.push((
+                Finding {
+                    package: nevra(p),
+                    path: Some(f.path.clone()),
+                    flags: None,
+                    attr,
+                    missing: true,
+                    error: err.map(|e| strerror(&e)),
+                    state,
+                    silent: quiet,
+                },
+                0,
+            ));
         } else if r != 0 || state.is_some() {
-            out.push(Finding {
-                package: nevra(p),
-                path: Some(f.path.clone()),
-                flags: Some(verify_string(r)),
-                attr,
-                missing: false,
-                error: None,
-                state,
-                // A line for the state alone does not make rpm fail.
-                silent: false,
-            });
+            out.push((
+                Finding {
+                    package: nevra(p),
+                    path: Some(f.path.clone()),
+                    flags: Some(verify_string(r)),
+                    attr,
+                    missing: false,
+                    error: None,
+                    state,
+                    // A line for the state alone does not make rpm fail.
+                    silent: false,
+                },
+                r,
+            ));
         }
     }
     out

@@ -694,9 +694,33 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
 /// What `rpm -qf` and `rpm -V` need of a header: the listing's fields, and every file with
 /// what rpm recorded about it (mode, size, digest, owner, ...). The whole blob is validated
 /// as rpm does; a file list that does not hold together leaves `entries` empty and says why
-/// in `files_error`, as `rpm -V` then verifies nothing of that package.
+/// in `files_error`, as `rpm -V` then verifies nothing of that package. The file list is
+/// decoded when [`Package::more`] is first called ([`decode_files`]).
 pub fn parse_files(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
+    let mut p = Package {
+        files_later: Some(super::FilesLater {
+            blob: blob.into(),
+            ..Default::default()
+        }),
+        ..Package::default()
+    };
+    Shown::of(&h).fill(&mut p, instance)?;
+    Ok(p)
+}
+
+/// The file list and digest algorithm of a header [`parse_files`] accepted (its `more`,
+/// decoded when first asked for). A file list that cannot be decoded is `files_error`.
+pub(crate) fn decode_files(blob: &[u8]) -> More {
+    let h = match index(blob) {
+        Ok(h) => h,
+        Err(e) => {
+            return More {
+                files_error: Some(e.to_string()),
+                ..More::default()
+            }
+        }
+    };
     let mut more = More {
         // rpm's default when the header names no algorithm: MD5.
         digest_algo: h.u32(TAG_FILEDIGESTALGO).unwrap_or(1),
@@ -706,12 +730,7 @@ pub fn parse_files(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
         Ok(entries) => more.entries = entries,
         Err(e) => more.files_error = Some(e.to_string()),
     }
-    let mut p = Package {
-        more: Some(Box::new(more)),
-        ..Package::default()
-    };
-    Shown::of(&h).fill(&mut p, instance)?;
-    Ok(p)
+    more
 }
 
 /// Like [`parse`], with only what a listing shows: name, epoch, version, release, arch,

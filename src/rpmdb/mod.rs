@@ -91,6 +91,17 @@ pub struct Package {
     pub gpg_pubkey: bool,
     /// Filled by a full parse; `None` after a summary parse (see [`Package::more`]).
     pub more: Option<Box<More>>,
+    /// [`Detail::Files`]: the header, whose file list is decoded on the first
+    /// [`Package::more`] (by the thread that asks: `rpm -Va` decodes its packages on its
+    /// worker threads, and a package whose files are never asked for is never decoded).
+    pub(crate) files_later: Option<FilesLater>,
+}
+
+/// A header kept for its file list, decoded once on demand.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct FilesLater {
+    pub(crate) blob: Box<[u8]>,
+    pub(crate) more: std::sync::OnceLock<Box<More>>,
 }
 
 /// The parts of a [`Package`] only a full parse reads.
@@ -167,7 +178,15 @@ static NO_MORE: More = More {
 impl Package {
     /// The fields beyond the listing's: empty if only a summary was parsed.
     pub fn more(&self) -> &More {
-        self.more.as_deref().unwrap_or(&NO_MORE)
+        if let Some(m) = &self.more {
+            return m;
+        }
+        match &self.files_later {
+            Some(l) => l
+                .more
+                .get_or_init(|| Box::new(header::decode_files(&l.blob))),
+            None => &NO_MORE,
+        }
     }
 }
 

@@ -730,6 +730,84 @@ pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
     Ok(rustix::mount::open_tree(dirfd, path, flags)?)
 }
 
+/// A detached, read-only copy of the mount tree `root` names (from `Root::of_pid` or
+/// `Root::of_dir`), rooted at that very directory, every mount in it `nodev,nosuid,noexec,ro`
+/// (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)` then `mount_setattr(AT_RECURSIVE)`, Linux
+/// 5.12+). Opening a device node through it fails with `EACCES` before any driver sees the
+/// open; nothing can be written through it. The container's own mounts are not touched; the
+/// copy goes when the descriptor is closed.
+///
+/// A tree of another mount namespace (a container's root) can only be cloned from inside
+/// that namespace: then a short-lived thread of ours unshares its file-system context
+/// (`unshare(CLONE_FS)`, so that `setns` affects it alone), joins `mntns` (the container's
+/// `/proc/<pid>/ns/mnt`), clones, and ends.
+///
+/// # Errors
+/// `ENOSYS` before Linux 5.12; `EPERM` without `CAP_SYS_ADMIN`; `EINVAL` when `root` is in
+/// another mount namespace and `mntns` is not that one. Callers fall back to looking
+/// without the copy.
+pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let clone = || -> io::Result<OwnedFd> {
+        let flags = OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH;
+        let tree = rustix::mount::open_tree(root, "", flags)?;
+        // `struct mount_attr` of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
+        #[repr(C)]
+        struct MountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        const MOUNT_ATTR_RDONLY: u64 = 0x1;
+        const MOUNT_ATTR_NOSUID: u64 = 0x2;
+        const MOUNT_ATTR_NODEV: u64 = 0x4;
+        const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        // SAFETY: `tree` is an open descriptor, the path is a NUL-terminated empty string,
+        // and `attr` is a live `struct mount_attr` whose size is the one passed.
+        cerr(unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        })?;
+        Ok(tree)
+    };
+    match (clone(), mntns) {
+        (Err(e), Some(ns)) if e.raw_os_error() == Some(libc::EINVAL) => {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // SAFETY: only CLONE_FS is unshared (never CLONE_FILES, the case
+                    // rustix's safety note is about): this thread's root, working
+                    // directory and mount namespace become its own, and it ends here.
+                    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS)? };
+                    rustix::thread::move_into_link_name_space(
+                        ns,
+                        Some(rustix::thread::LinkNameSpaceType::Mount),
+                    )?;
+                    clone()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the mount-namespace thread panicked")))
+            })
+        }
+        (r, _) => r,
+    }
+}
+
 /// `move_mount(tree, "", dirfd, path, MOVE_MOUNT_F_EMPTY_PATH)`: attaches the detached
 /// mount `tree` (from `clone_tree` or `new_tmpfs`) on `path` relative to `dirfd`.
 ///
