@@ -537,9 +537,9 @@ pub fn rpms(a: Rpms) -> CliResult {
         let owned = packages::owners(root, &db, path).map_err(|e| e.to_string())?;
         if a.json {
             print_json(&packages::owners_json(path, &owned));
-            return Ok(0);
+            finish(0);
         }
-        return Ok(match owned {
+        finish(match owned {
             packages::Owners::Owned(list) => {
                 for p in list {
                     println!("{}", packages::nevra(p));
@@ -572,7 +572,7 @@ pub fn rpms(a: Rpms) -> CliResult {
                 }
             }
         }
-        return Ok(i32::from(packages::differs(&found)));
+        finish(i32::from(packages::differs(&found)));
     }
     match name {
         None if a.json => {
@@ -602,7 +602,17 @@ pub fn rpms(a: Rpms) -> CliResult {
             }
         }
     }
-    Ok(0)
+    finish(0)
+}
+
+/// Ends the command now with `code`, its answer written: stdout and stderr flushed, then
+/// `_exit`. What it read (every header of a database, thousands of file entries) is not
+/// freed piece by piece, nor the allocator's memory handed back page by page, only for the
+/// process to end: that took 1.5 to 2 ms of a 25 ms `rpms --verify` (strace).
+pub fn finish(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    crate::sys::exit_now(code)
 }
 
 /// Where `sidecar rpms` reads: a database directory alone, or a root (a container's, or

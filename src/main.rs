@@ -92,7 +92,8 @@ fn main() {
         Command::RpmErase(a) => cli::rpm_erase(a),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        // Flushed and `_exit`: no allocator clean-up for a process that ends (cli::finish).
+        Ok(code) => cli::finish(code),
         Err(e) => {
             eprintln!("sidecar: {}", cli::printable(&e.message));
             std::process::exit(e.status);

@@ -579,6 +579,7 @@ fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
     let base = std::rc::Rc::new(base);
     let mut stack = vec![(base, None::<std::ffi::CString>, String::new())];
     let mut seen = 0;
+    let mut buf: Vec<u8> = Vec::with_capacity(32 << 10);
     while let Some((parent, name, rel)) = stack.pop() {
         seen += 1;
         if seen > MAX_DIRS {
@@ -613,14 +614,18 @@ fn ids_from_cgroupfs(prefix: &str) -> Option<BTreeMap<String, Vec<u32>>> {
                     .filter(|&p| p != 0),
             );
         }
-        let Ok(listing) = rustix::fs::Dir::read_from(&*dir) else {
-            continue;
-        };
-        for entry in listing.flatten() {
+        // Read straight from the descriptor we opened (its offset is ours and at 0), not
+        // through a reopened copy as `Dir::read_from` makes: three system calls fewer for
+        // each of what can be thousands of directories.
+        let mut raw = rustix::fs::RawDir::new(&*dir, buf.spare_capacity_mut());
+        while let Some(entry) = raw.next() {
+            let Ok(entry) = entry else {
+                break;
+            };
             if entry.file_type() != rustix::fs::FileType::Directory {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = entry.file_name().to_string_lossy();
             if name == "." || name == ".." {
                 continue;
             }

@@ -10,20 +10,20 @@
 //! following a final symlink; only what `lstat` shows to be a regular file is opened for
 //! reading, and nothing is written. Two ways, the first when the kernel allows it:
 //! - through a read-only copy of the container's mounts, every one `nodev`
-//!   (`Root::read_only_view`): `fstatat`, then `openat(O_NOFOLLOW | O_NONBLOCK)` and
-//!   `fstat` of what was opened. A device node cannot be opened there at all (the driver
-//!   never sees the open), and a FIFO swapped in between the two calls cannot block us
-//!   (only the container, racing on purpose, could make us open it for a moment);
+//!   (`Root::read_only_view`): `fstatat`, then, for a regular file,
+//!   `openat(O_NOFOLLOW | O_NONBLOCK)`, as `rpm -V` compares its `lstat` and then opens the
+//!   file to digest it. A device node cannot be opened there at all (the driver never sees
+//!   the open), and a FIFO swapped in between the two calls cannot block us (only the
+//!   container, racing on purpose, could make us open it for a moment);
 //! - otherwise as an `O_PATH` probe checked with `fstat`, the regular file then opened as
 //!   the very inode the probe names (`/proc/thread-self/fd/N`).
 //!
 //! Digests come from RustCrypto's crates, in the algorithm the header names.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use serde::Serialize;
@@ -288,9 +288,9 @@ impl<'r> Looker<'r> {
     /// symlink not followed): the probe is what a symlink is read through and what a
     /// regular file is reopened from, so nothing can be swapped in between.
     ///
-    /// On a `nodev` view, a regular file on its directory's file system (not procfs or
-    /// sysfs) is opened for reading right away instead: `fstatat`, `openat` and `fstat` of
-    /// what was opened, which must still be a regular file there.
+    /// On a `nodev` view, a file on its directory's file system (not procfs or sysfs) is
+    /// looked at with `fstatat` instead, and a regular file opened for reading right away
+    /// (see `open_direct`).
     fn lstat(&mut self, path: &str) -> io::Result<Probe> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let direct = self.direct;
@@ -327,9 +327,10 @@ impl<'r> Looker<'r> {
     }
 }
 
-/// A regular file of directory `d` (of a `nodev` view) opened for reading, with its `fstat`;
-/// `None` when `base` is anything else, or is no longer a regular file of that file system
-/// once opened (the caller then looks again through an `O_PATH` probe).
+/// A regular file of directory `d` (of a `nodev` view) with its `fstatat`, opened for
+/// reading; only the `fstatat` of anything else but a symlink; `None` for a symlink, a file
+/// of another file system (a mount point), or a file that could not be opened (the caller
+/// then looks again through an `O_PATH` probe).
 fn open_direct(d: &Dir, base: &str) -> io::Result<Option<Probe>> {
     let st = rustix::fs::statat(&d.fd, base, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
     let kind = FileType::from_raw_mode(st.st_mode);
@@ -345,14 +346,15 @@ fn open_direct(d: &Dir, base: &str) -> io::Result<Option<Probe>> {
     if kind != FileType::RegularFile || st.st_dev != d.dev {
         return Ok(None);
     }
+    // What `fstatat` saw is what is compared, as rpm compares its `lstat` and then opens
+    // the file to digest it. In a view nothing can be mounted meanwhile, so the file opened
+    // is on the same file system; one swapped in meanwhile cannot be a device (not opened:
+    // `nodev`), a symlink (`O_NOFOLLOW`) or a socket, and a FIFO (only a container racing on
+    // purpose) does not block (`O_NONBLOCK`): its read fails or ends at once.
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
     let Ok(fd) = rustix::fs::openat(&d.fd, base, flags | OFlags::CLOEXEC, Mode::empty()) else {
         return Ok(None);
     };
-    let st = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile || st.st_dev != d.dev {
-        return Ok(None);
-    }
     Ok(Some(Probe {
         fd: Some(fd),
         st,
@@ -598,32 +600,6 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
     };
     pkgs.sort_by_key(|p| p.instance);
     let ids = Ids::read(root);
-    // rpm ignores mtime differences of files that several packages own, found as `-qf`
-    // finds owners (same base name, same directory once symlinks are followed); only
-    // asked for files whose mtime differs. Candidates by base name are indexed once.
-    let by_base: OnceLock<BTreeMap<&str, Vec<&Package>>> = OnceLock::new();
-    let shared = |path: &str| {
-        let index = by_base.get_or_init(|| {
-            let mut m: BTreeMap<&str, Vec<&Package>> = BTreeMap::new();
-            for q in &db.packages {
-                for e in &q.more().entries {
-                    let base = e.path.rsplit('/').next().unwrap_or("");
-                    let list = m.entry(base).or_default();
-                    if list.last().is_none_or(|l| l.instance != q.instance) {
-                        list.push(q);
-                    }
-                }
-            }
-            m
-        });
-        let base = path.rsplit('/').next().unwrap_or("");
-        match index.get(base) {
-            Some(cands) if cands.len() > 1 => {
-                super::owners::owning(root, cands.iter().copied(), path).len() > 1
-            }
-            _ => false,
-        }
-    };
     // File lists are decoded by the workers (`Package::more`), so only packages are counted.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -667,7 +643,35 @@ pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Find
         })
     };
     results.sort_by_key(|(i, _)| *i);
-    // Once every file list is decoded: mtimes of shared files are no difference.
+    // rpm ignores mtime differences of files that several packages own, found as `-qf`
+    // finds owners (same base name, same directory once symlinks are followed). Only the
+    // base names of files whose mtime differs are looked for, in one pass over every
+    // package's files.
+    let base = |path: &str| path.rsplit('/').next().unwrap_or("").to_string();
+    let wanted: HashSet<String> = results
+        .iter()
+        .flat_map(|(_, f)| f)
+        .filter(|(_, r)| r & VERIFY_MTIME != 0)
+        .filter_map(|(f, _)| f.path.as_deref().map(base))
+        .collect();
+    let mut candidates: HashMap<String, Vec<&Package>> = HashMap::new();
+    if !wanted.is_empty() {
+        for q in &db.packages {
+            for e in &q.more().entries {
+                let b = e.path.rsplit('/').next().unwrap_or("");
+                if let Some(w) = wanted.get(b) {
+                    let list = candidates.entry(w.clone()).or_default();
+                    if list.last().is_none_or(|l| l.instance != q.instance) {
+                        list.push(q);
+                    }
+                }
+            }
+        }
+    }
+    let shared = |path: &str| match candidates.get(&base(path)) {
+        Some(c) if c.len() > 1 => super::owners::owning(root, c.iter().copied(), path).len() > 1,
+        _ => false,
+    };
     Ok(results
         .into_iter()
         .flat_map(|(_, f)| f)

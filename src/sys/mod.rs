@@ -2,7 +2,7 @@
 //! use `unsafe`. Each wrapper takes and returns typed values (`OwnedFd`, `BorrowedFd`,
 //! `io::Result`); raw integers for descriptors do not leave this module. Where rustix has the
 //! call we use it; libc only for what rustix lacks (any-number signals through a pidfd,
-//! sigprocmask/sigtimedwait for the PID-1 loop, `environ`, fork).
+//! sigprocmask/sigtimedwait for the PID-1 loop, `environ`, fork, `mount_setattr`).
 //!
 //! Invariant: every `unsafe` block carries a `// SAFETY:` line naming what it relies on.
 #![allow(unsafe_code)]
