@@ -536,3 +536,97 @@ fn files_are_looked_at_through_a_read_only_nodev_view() {
     drop(view);
     assert_eq!(mounts(), before);
 }
+
+/// Mounts the container made *unbindable* over a package's directory and over one of its
+/// files are looked through as the container sees them. `open_tree(OPEN_TREE_CLONE |
+/// AT_RECURSIVE)` silently leaves unbindable mounts out of its clone, so a view cloned
+/// straight from the container's mounts showed the package's own files under such a mount:
+/// a changed file mounted over the original and made unbindable was hidden from `-V`.
+/// What the sidecar says, by container ID (the view made in the container's mount
+/// namespace) and with `--root` run inside that namespace, must be rpm's answer there; and
+/// neither the container's mounts nor ours change.
+#[test]
+fn unbindable_mounts_are_verified_as_the_container_sees_them() {
+    if !privileged(&[
+        "unshare",
+        "nsenter",
+        "mount",
+        "/bin/busybox",
+        "rpm",
+        "rpmbuild",
+        "mkfifo",
+        "python3",
+    ]) {
+        return;
+    }
+    let top = TempDir::new("vt-unbind-build");
+    let rpms = build(top.path());
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let r = c.root.path();
+    install_and_change(r, &rpms);
+    let (rs, ns) = (
+        r.to_str().unwrap().to_string(),
+        format!("--mount=/proc/{}/ns/mnt", c.init),
+    );
+    // Copies with one changed byte each (same size, same mtime: only the digest differs).
+    let shadow = TempDir::new("vt-unbind-shadow");
+    let s = shadow.path().to_str().unwrap();
+    run(Command::new("sh").arg("-c").arg(format!(
+        "set -e; cp -a {rs}/opt/vt {s}/vt; cp -a {rs}/opt/vt/bin/other {s}/other
+         for f in {s}/vt/clean.txt {s}/other; do
+           m=$(stat -c %Y $f); sed -i 's/^./X/' $f; touch -d @$m $f
+         done"
+    )));
+    let host_mounts = || fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts = || fs::read_to_string(format!("/proc/{}/mountinfo", c.init)).unwrap();
+    let ours = host_mounts();
+    // Inside the container's mount namespace (where its root is `r`, chrooted).
+    run(Command::new("nsenter").arg(&ns).args([
+        "sh",
+        "-c",
+        &format!(
+            "set -e; mount --bind {s}/vt {rs}/opt/vt; mount --make-unbindable {rs}/opt/vt
+             mount --bind {s}/other {rs}/opt/vt/bin/other
+             mount --make-unbindable {rs}/opt/vt/bin/other"
+        ),
+    ]));
+    let before = mounts();
+    let mut rpm = Command::new("nsenter");
+    rpm.arg(&ns).args([
+        "rpm",
+        "--root",
+        &rs,
+        "--dbpath",
+        "/var/lib/rpm",
+        "-Va",
+        "--nodeps",
+        "--noscripts",
+    ]);
+    let out = rpm.output().unwrap();
+    let want = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "..5......    /opt/vt/clean.txt",
+        "..5......    /opt/vt/bin/other",
+    ] {
+        assert!(
+            want.lines().any(|l| l == line),
+            "rpm: no {line:?} in\n{want}"
+        );
+    }
+    let (got, err, code) = sidecar(&[&c.id, "--verify"]);
+    assert_eq!((got.as_str(), code), (want.as_str(), 1), "by ID: {err}");
+    let out = Command::new("nsenter")
+        .arg(&ns)
+        .args([SIDECAR, "rpms", "--root", &rs, "--verify"])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        got,
+        want,
+        "--root: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mounts(), before, "the container's mounts changed");
+    assert_eq!(host_mounts(), ours, "our mounts changed");
+}
