@@ -630,3 +630,66 @@ fn unbindable_mounts_are_verified_as_the_container_sees_them() {
     assert_eq!(mounts(), before, "the container's mounts changed");
     assert_eq!(host_mounts(), ours, "our mounts changed");
 }
+
+/// Without `CAP_SYS_ADMIN` no read-only view can be made, and every file is looked at
+/// through an `O_PATH` probe instead: the answer must be rpm's all the same, for the
+/// changed installation and for a device node, a socket and symlinks out of the root put
+/// where a package's files were (none of them opened).
+#[test]
+fn verify_without_cap_sys_admin_matches_rpm() {
+    if !privileged(&["rpm", "rpmbuild", "mkfifo", "mknod", "python3", "capsh"]) {
+        return;
+    }
+    let top = TempDir::new("vt-nocap-build");
+    let rpms = build(top.path());
+    let root = TempDir::new("vt-nocap-root");
+    let r = root.path();
+    install_and_change(r, &rpms);
+    let vt = r.join("opt/vt");
+    for f in ["clean.txt", "keepcaps.txt", "shared.txt", "bin/other"] {
+        fs::remove_file(vt.join(f)).unwrap();
+    }
+    run(Command::new("mknod")
+        .arg(vt.join("clean.txt"))
+        .args(["c", "1", "3"]));
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        ])
+        .arg(vt.join("keepcaps.txt")));
+    std::os::unix::fs::symlink("/etc/shadow", vt.join("shared.txt")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../etc/shadow", vt.join("bin/other")).unwrap();
+    let rs = r.to_str().unwrap();
+    let (want, _, want_code) = rpm_in(r, &["-Va", "--nodeps", "--noscripts"]);
+    assert!(want.contains(".M.D.....    /opt/vt/clean.txt"), "{want}");
+    let (with_view, err, code) = sidecar(&["--root", rs, "--verify"]);
+    assert_eq!(
+        (with_view.as_str(), code),
+        (want.as_str(), want_code),
+        "{err}"
+    );
+    let out = Command::new("capsh")
+        .args(["--drop=cap_sys_admin", "--", "-c"])
+        .arg(format!("exec {SIDECAR} rpms --root {rs} --verify"))
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(want_code));
+    // And one package at a time.
+    for name in ["vt-files", "vt-clean", "vt-shared"] {
+        let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", name]);
+        let out = Command::new("capsh")
+            .args(["--drop=cap_sys_admin", "--", "-c"])
+            .arg(format!("exec {SIDECAR} rpms --root {rs} --verify {name}"))
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            (&*got, out.status.code()),
+            (want.as_str(), Some(want_code)),
+            "{name}"
+        );
+    }
+}
