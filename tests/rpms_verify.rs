@@ -536,3 +536,160 @@ fn files_are_looked_at_through_a_read_only_nodev_view() {
     drop(view);
     assert_eq!(mounts(), before);
 }
+
+/// Mounts the container made *unbindable* over a package's directory and over one of its
+/// files are looked through as the container sees them. `open_tree(OPEN_TREE_CLONE |
+/// AT_RECURSIVE)` silently leaves unbindable mounts out of its clone, so a view cloned
+/// straight from the container's mounts showed the package's own files under such a mount:
+/// a changed file mounted over the original and made unbindable was hidden from `-V`.
+/// What the sidecar says, by container ID (the view made in the container's mount
+/// namespace) and with `--root` run inside that namespace, must be rpm's answer there; and
+/// neither the container's mounts nor ours change.
+#[test]
+fn unbindable_mounts_are_verified_as_the_container_sees_them() {
+    if !privileged(&[
+        "unshare",
+        "nsenter",
+        "mount",
+        "/bin/busybox",
+        "rpm",
+        "rpmbuild",
+        "mkfifo",
+        "python3",
+    ]) {
+        return;
+    }
+    let top = TempDir::new("vt-unbind-build");
+    let rpms = build(top.path());
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let r = c.root.path();
+    install_and_change(r, &rpms);
+    let (rs, ns) = (
+        r.to_str().unwrap().to_string(),
+        format!("--mount=/proc/{}/ns/mnt", c.init),
+    );
+    // Copies with one changed byte each (same size, same mtime: only the digest differs).
+    let shadow = TempDir::new("vt-unbind-shadow");
+    let s = shadow.path().to_str().unwrap();
+    run(Command::new("sh").arg("-c").arg(format!(
+        "set -e; cp -a {rs}/opt/vt {s}/vt; cp -a {rs}/opt/vt/bin/other {s}/other
+         for f in {s}/vt/clean.txt {s}/other; do
+           m=$(stat -c %Y $f); sed -i 's/^./X/' $f; touch -d @$m $f
+         done"
+    )));
+    let host_mounts = || fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts = || fs::read_to_string(format!("/proc/{}/mountinfo", c.init)).unwrap();
+    let ours = host_mounts();
+    // Inside the container's mount namespace (where its root is `r`, chrooted).
+    run(Command::new("nsenter").arg(&ns).args([
+        "sh",
+        "-c",
+        &format!(
+            "set -e; mount --bind {s}/vt {rs}/opt/vt; mount --make-unbindable {rs}/opt/vt
+             mount --bind {s}/other {rs}/opt/vt/bin/other
+             mount --make-unbindable {rs}/opt/vt/bin/other"
+        ),
+    ]));
+    let before = mounts();
+    let mut rpm = Command::new("nsenter");
+    rpm.arg(&ns).args([
+        "rpm",
+        "--root",
+        &rs,
+        "--dbpath",
+        "/var/lib/rpm",
+        "-Va",
+        "--nodeps",
+        "--noscripts",
+    ]);
+    let out = rpm.output().unwrap();
+    let want = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "..5......    /opt/vt/clean.txt",
+        "..5......    /opt/vt/bin/other",
+    ] {
+        assert!(
+            want.lines().any(|l| l == line),
+            "rpm: no {line:?} in\n{want}"
+        );
+    }
+    let (got, err, code) = sidecar(&[&c.id, "--verify"]);
+    assert_eq!((got.as_str(), code), (want.as_str(), 1), "by ID: {err}");
+    let out = Command::new("nsenter")
+        .arg(&ns)
+        .args([SIDECAR, "rpms", "--root", &rs, "--verify"])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        got,
+        want,
+        "--root: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mounts(), before, "the container's mounts changed");
+    assert_eq!(host_mounts(), ours, "our mounts changed");
+}
+
+/// Without `CAP_SYS_ADMIN` no read-only view can be made, and every file is looked at
+/// through an `O_PATH` probe instead: the answer must be rpm's all the same, for the
+/// changed installation and for a device node, a socket and symlinks out of the root put
+/// where a package's files were (none of them opened).
+#[test]
+fn verify_without_cap_sys_admin_matches_rpm() {
+    if !privileged(&["rpm", "rpmbuild", "mkfifo", "mknod", "python3", "capsh"]) {
+        return;
+    }
+    let top = TempDir::new("vt-nocap-build");
+    let rpms = build(top.path());
+    let root = TempDir::new("vt-nocap-root");
+    let r = root.path();
+    install_and_change(r, &rpms);
+    let vt = r.join("opt/vt");
+    for f in ["clean.txt", "keepcaps.txt", "shared.txt", "bin/other"] {
+        fs::remove_file(vt.join(f)).unwrap();
+    }
+    run(Command::new("mknod")
+        .arg(vt.join("clean.txt"))
+        .args(["c", "1", "3"]));
+    run(Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        ])
+        .arg(vt.join("keepcaps.txt")));
+    std::os::unix::fs::symlink("/etc/shadow", vt.join("shared.txt")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../etc/shadow", vt.join("bin/other")).unwrap();
+    let rs = r.to_str().unwrap();
+    let (want, _, want_code) = rpm_in(r, &["-Va", "--nodeps", "--noscripts"]);
+    assert!(want.contains(".M.D.....    /opt/vt/clean.txt"), "{want}");
+    let (with_view, err, code) = sidecar(&["--root", rs, "--verify"]);
+    assert_eq!(
+        (with_view.as_str(), code),
+        (want.as_str(), want_code),
+        "{err}"
+    );
+    let out = Command::new("capsh")
+        .args(["--drop=cap_sys_admin", "--", "-c"])
+        .arg(format!("exec {SIDECAR} rpms --root {rs} --verify"))
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(got, want, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(want_code));
+    // And one package at a time.
+    for name in ["vt-files", "vt-clean", "vt-shared"] {
+        let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", name]);
+        let out = Command::new("capsh")
+            .args(["--drop=cap_sys_admin", "--", "-c"])
+            .arg(format!("exec {SIDECAR} rpms --root {rs} --verify {name}"))
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            (&*got, out.status.code()),
+            (want.as_str(), Some(want_code)),
+            "{name}"
+        );
+    }
+}

@@ -737,23 +737,46 @@ pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 /// open; nothing can be written through it. The container's own mounts are not touched; the
 /// copy goes when the descriptor is closed.
 ///
-/// A tree of another mount namespace (a container's root) can only be cloned from inside
-/// that namespace: then a short-lived thread of ours unshares its file-system context
-/// (`unshare(CLONE_FS)`, so that `setns` affects it alone), joins `mntns` (the container's
-/// `/proc/<pid>/ns/mnt`), clones, and ends.
+/// `open_tree` silently leaves out every *unbindable* mount below the one it clones: cloned
+/// straight from the container's mounts, the copy would show what lies under such a mount
+/// (the package's own file) where the container sees the mount (a file of its choosing), and
+/// `rpm -V` would be blind to it. So the clone is made from a private copy of the whole
+/// mount namespace (`unshare(CLONE_NEWNS)` copies unbindable mounts too, in one step under
+/// the kernel's namespace lock), made private there (unbindable no more; the copy is no
+/// peer of anything, so neither the container nor this machine sees a mount event and
+/// nothing propagates into the view while we look). All of it is done by a short-lived
+/// thread of ours that unshares its file-system context (`unshare(CLONE_FS)`, so that what
+/// follows affects it alone), joins `mntns` (the container's `/proc/<pid>/ns/mnt`) when
+/// given, moves its working directory to `root`, copies the namespace, clones, and ends,
+/// taking the namespace copy with it.
 ///
 /// # Errors
 /// `ENOSYS` before Linux 5.12; `EPERM` without `CAP_SYS_ADMIN`; `EINVAL` when `root` is in
-/// another mount namespace and `mntns` is not that one. Callers fall back to looking
-/// without the copy.
+/// another mount namespace than `mntns` (or ours) or our root is not a mount's root.
+/// Callers fall back to looking without the copy.
 pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
     use rustix::mount::OpenTreeFlags;
-    let clone = || -> io::Result<OwnedFd> {
+    let in_private_copy = || -> io::Result<OwnedFd> {
+        // SAFETY: only CLONE_FS is unshared (never CLONE_FILES, the case rustix's safety
+        // note is about): this thread's root, working directory and mount namespace become
+        // its own, and it ends when this closure returns.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS)? };
+        if let Some(ns) = mntns {
+            rustix::thread::move_into_link_name_space(
+                ns,
+                Some(rustix::thread::LinkNameSpaceType::Mount),
+            )?;
+        }
+        rustix::process::fchdir(root)?;
+        // SAFETY: only CLONE_NEWNS (never CLONE_FILES); its file-system context is this
+        // thread's own already (above), so the copy is this thread's alone, and its root
+        // and working directory move to the copies of their mounts.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
+        make_rprivate_root()?;
         let flags = OpenTreeFlags::OPEN_TREE_CLONE
             | OpenTreeFlags::AT_RECURSIVE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_EMPTY_PATH;
-        let tree = rustix::mount::open_tree(root, "", flags)?;
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+        let tree = rustix::mount::open_tree(rustix::fs::CWD, ".", flags)?;
         // `struct mount_attr` of <linux/mount.h> (MOUNT_ATTR_SIZE_VER0).
         #[repr(C)]
         struct MountAttr {
@@ -786,26 +809,11 @@ pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io
         })?;
         Ok(tree)
     };
-    match (clone(), mntns) {
-        (Err(e), Some(ns)) if e.raw_os_error() == Some(libc::EINVAL) => {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    // SAFETY: only CLONE_FS is unshared (never CLONE_FILES, the case
-                    // rustix's safety note is about): this thread's root, working
-                    // directory and mount namespace become its own, and it ends here.
-                    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS)? };
-                    rustix::thread::move_into_link_name_space(
-                        ns,
-                        Some(rustix::thread::LinkNameSpaceType::Mount),
-                    )?;
-                    clone()
-                })
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the mount-namespace thread panicked")))
-            })
-        }
-        (r, _) => r,
-    }
+    std::thread::scope(|s| {
+        s.spawn(in_private_copy)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the mount-namespace thread panicked")))
+    })
 }
 
 /// `move_mount(tree, "", dirfd, path, MOVE_MOUNT_F_EMPTY_PATH)`: attaches the detached
