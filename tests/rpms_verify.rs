@@ -693,3 +693,58 @@ fn verify_without_cap_sys_admin_matches_rpm() {
         );
     }
 }
+
+/// A package whose file belongs to a user and group the root's passwd and group do not
+/// know: rpm installed it as root ("user … does not exist - using root") and its `-V` takes
+/// the unknown name for root; owned by another ID it differs; once the name is known, by
+/// its own ID. The sidecar says the same each time.
+#[test]
+fn unknown_owners_count_as_root_as_rpm_verifies_them() {
+    if !privileged(&["rpm", "rpmbuild"]) {
+        return;
+    }
+    let top = TempDir::new("vt-unknown-build");
+    let spec = top.path().join("uo.spec");
+    fs::write(
+        &spec,
+        "Name: vt-unknown\nVersion: 1\nRelease: 1\nSummary: u\nLicense: MIT\nBuildArch: noarch\n\
+         %description\nu\n%install\nmkdir -p %{buildroot}/opt/uo\necho a > %{buildroot}/opt/uo/a\n\
+         %files\n%attr(0644,nobodyx,nogroupx) /opt/uo/a\n",
+    )
+    .unwrap();
+    run(Command::new("rpmbuild")
+        .args(["-bb", "--define"])
+        .arg(format!("_topdir {}", top.path().display()))
+        .arg(&spec));
+    let pkg = top.path().join("RPMS/noarch/vt-unknown-1-1.noarch.rpm");
+    let root = TempDir::new("vt-unknown-root");
+    let r = root.path();
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::write(r.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+    fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
+    let rs = r.to_str().unwrap();
+    run(Command::new("rpm").args(["--root", rs, "--dbpath", "/var/lib/rpm", "--initdb"]));
+    run(Command::new("rpm")
+        .args(["--root", rs, "--dbpath", "/var/lib/rpm", "-i", "--nodeps"])
+        .arg(&pkg));
+    let same = |what: &str| {
+        let (want, _, want_code) = rpm_in(r, &["-V", "--nodeps", "--noscripts", "vt-unknown"]);
+        let (got, err, code) = sidecar(&["--root", rs, "--verify", "vt-unknown"]);
+        assert_eq!((&got, code), (&want, want_code), "{what}: {err}");
+        got
+    };
+    // Root's, as rpm made it: nothing differs.
+    assert_eq!(same("installed as root"), "");
+    // Another ID: owner and group differ.
+    let a = r.join("opt/uo/a");
+    run(Command::new("chown").arg("1234:1234").arg(&a));
+    assert_eq!(same("owned by 1234"), ".....UG..    /opt/uo/a\n");
+    // The user known as 1234 now, the file root's again: only the owner differs.
+    fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/sh\nnobodyx:x:1234:1234::/:/bin/sh\n",
+    )
+    .unwrap();
+    run(Command::new("chown").arg("0:0").arg(&a));
+    assert_eq!(same("user known"), ".....U...    /opt/uo/a\n");
+}

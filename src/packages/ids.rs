@@ -50,7 +50,7 @@ impl Ids {
     }
 
     /// Whether a file owned by `have` is owned by user `want`, by name or by number, as rpm
-    /// 4.18's verify decides.
+    /// 4.18's verify decides (a user the container does not know is root).
     pub fn user_matches(&self, want: &str, have: u32) -> bool {
         matches(&self.users, want, have)
     }
@@ -76,6 +76,8 @@ fn name(list: &[(String, u32)], id: u32) -> Option<&str> {
     list.iter().find(|(_, i)| *i == id).map(|(n, _)| n.as_str())
 }
 
+/// rpm 4.18's verify: the names agree, or the IDs do, a name the container does not know
+/// counting as root (as rpm installed its files: "user … does not exist - using root").
 fn matches(list: &[(String, u32)], want: &str, have: u32) -> bool {
-    name(list, have).is_some_and(|n| n == want) || id(list, want).is_some_and(|i| i == have)
+    name(list, have).is_some_and(|n| n == want) || id(list, want).unwrap_or(0) == have
 }
