@@ -524,11 +524,25 @@ pub fn rpms(a: Rpms) -> CliResult {
         (None, false, Some(n)) => Detail::Named(n),
         (None, false, None) => Detail::Summary,
     };
-    let db = match &source {
-        Source::DbPath(dir) => packages::read_dbpath(std::path::Path::new(dir), detail),
-        Source::Root(root, label) => packages::read_container(root, label, detail),
-    }
-    .map_err(|e| e.to_string())?;
+    // rpm -Va: verified while the database is read; when that one read does not succeed,
+    // read as everything else is (with retries), then verified.
+    let streamed = match (&source, a.verify, name) {
+        (Source::Root(root, _), true, None) => packages::verify_all_while_reading(root, |each| {
+            packages::read_root_observed(root, each)
+        }),
+        _ => None,
+    };
+    let (db, verified) = match streamed {
+        Some((db, found)) => (db, Some(found)),
+        None => {
+            let db = match &source {
+                Source::DbPath(dir) => packages::read_dbpath(std::path::Path::new(dir), detail),
+                Source::Root(root, label) => packages::read_container(root, label, detail),
+            }
+            .map_err(|e| e.to_string())?;
+            (db, None)
+        }
+    };
     // rpm warns about each damaged header it skips, and lists the rest.
     for w in db.warnings() {
         eprintln!("{w}");
@@ -557,8 +571,12 @@ pub fn rpms(a: Rpms) -> CliResult {
         });
     }
     if let (true, Source::Root(root, _)) = (a.verify, &source) {
-        let found =
-            packages::verify(root, &db, name.map(String::as_str)).map_err(|e| e.to_string())?;
+        let found = match verified {
+            Some(found) => found,
+            None => {
+                packages::verify(root, &db, name.map(String::as_str)).map_err(|e| e.to_string())?
+            }
+        };
         if a.json {
             print_json(&packages::verify_json(&found));
         } else {

@@ -267,6 +267,22 @@ fn verify_and_owners_match_rpm_on_a_root() {
         err,
         "error: file /opt/vt/never: No such file or directory\n"
     );
+
+    // -Va verifies while it reads the database; a read that fails half-way (the file cut
+    // short) counts for nothing: the same error as the listing's, and no line.
+    let cut = TempDir::new("vt-cut");
+    let db = fs::read(r.join("var/lib/rpm/rpmdb.sqlite")).unwrap();
+    fs::create_dir_all(cut.path().join("var/lib/rpm")).unwrap();
+    fs::write(
+        cut.path().join("var/lib/rpm/rpmdb.sqlite"),
+        &db[..db.len() / 2],
+    )
+    .unwrap();
+    let cs = cut.path().to_str().unwrap();
+    let (listed, list_err, list_code) = sidecar(&["--root", cs]);
+    let (got, err, code) = sidecar(&["--root", cs, "--verify"]);
+    assert_eq!((listed.as_str(), list_code), ("", 125), "{list_err}");
+    assert_eq!((got.as_str(), code, &err), ("", 125, &list_err));
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod owners;
 mod verify;
 
 pub use owners::{clean_path, owners, owners_json, Owners};
-pub use verify::{differs, strerror, verify, verify_json, Finding};
+pub use verify::{differs, strerror, verify, verify_all_while_reading, verify_json, Finding};
 
 use std::fmt;
 use std::io;
@@ -120,6 +120,19 @@ impl Database {
 /// The response header that counts the records skipped as damaged (only when there are).
 pub const SKIPPED_HEADER: &str = "X-Sidecar-Skipped-Records";
 
+/// The database of directory `dir`, its packages by name (then record number).
+fn database(dir: &str, mut listing: Listing) -> Database {
+    listing
+        .packages
+        .sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
+    Database {
+        dir: dir.to_string(),
+        format: listing.format,
+        packages: listing.packages,
+        skipped: listing.skipped,
+    }
+}
+
 fn with_retries(
     dir: &str,
     read: impl Fn() -> Result<Listing, DbError>,
@@ -129,17 +142,7 @@ fn with_retries(
     let mut unsettled = Vec::new();
     for attempt in 0..RETRIES {
         match read() {
-            Ok(mut listing) => {
-                listing
-                    .packages
-                    .sort_by(|a, b| a.name.cmp(&b.name).then(a.instance.cmp(&b.instance)));
-                return Ok(Some(Database {
-                    dir: dir.to_string(),
-                    format: listing.format,
-                    packages: listing.packages,
-                    skipped: listing.skipped,
-                }));
-            }
+            Ok(listing) => return Ok(Some(database(dir, listing))),
             Err(DbError::NoDatabase) => return Ok(None),
             Err(e) if e.is_retryable() => {
                 if let DbError::Unsettled { mtime, .. } = &e {
@@ -195,6 +198,22 @@ pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     Err(Error::NoDatabase {
         container: String::new(),
     })
+}
+
+/// [`read_root`] with [`Detail::Files`], for `rpm -Va`: `each` is handed every package as
+/// soon as it is read, so that the caller verifies it while the rest is read. One read,
+/// without `read_root`'s retries: `None` when it did not succeed (the caller then forgets
+/// what `each` saw, and reads with `read_root`, which retries and says what is wrong).
+pub fn read_root_observed(root: &Root, each: &mut dyn FnMut(&Package)) -> Option<Database> {
+    for dir in DB_DIRS {
+        let opener = |name: &str| root.open(&format!("{dir}/{name}"));
+        match rpmdb::read_dir_observed(&opener, Detail::Files, each) {
+            Ok(listing) => return Some(database(dir, listing)),
+            Err(DbError::NoDatabase) => continue,
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 /// Whether the file system that holds `dir` inside the container is mounted read-only.

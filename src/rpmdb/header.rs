@@ -699,10 +699,10 @@ pub fn parse(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
 pub fn parse_files(blob: &[u8], instance: u32) -> Result<Package, HeaderError> {
     let h = index(blob)?;
     let mut p = Package {
-        files_later: Some(super::FilesLater {
+        files_later: Some(std::sync::Arc::new(super::FilesLater {
             blob: blob.into(),
             ..Default::default()
-        }),
+        })),
         ..Package::default()
     };
     Shown::of(&h).fill(&mut p, instance)?;

@@ -94,7 +94,7 @@ pub struct Package {
     /// [`Detail::Files`]: the header, whose file list is decoded on the first
     /// [`Package::more`] (by the thread that asks: `rpm -Va` decodes its packages on its
     /// worker threads, and a package whose files are never asked for is never decoded).
-    pub(crate) files_later: Option<FilesLater>,
+    pub(crate) files_later: Option<std::sync::Arc<FilesLater>>,
 }
 
 /// A header kept for its file list, decoded once on demand.
@@ -700,6 +700,18 @@ pub fn read_source_with(
     journal: Option<&dyn Source>,
     detail: Detail<'_>,
 ) -> Result<Listing, DbError> {
+    read_source_observed(db, wal, journal, detail, &mut |_| {})
+}
+
+/// [`read_source_with`], handing `each` every package as soon as it is parsed (before the
+/// read is over, so before it is known to be consistent: see [`read_dir_observed`]).
+pub fn read_source_observed(
+    db: &dyn Source,
+    wal: Option<&dyn Source>,
+    journal: Option<&dyn Source>,
+    detail: Detail<'_>,
+    each: &mut dyn FnMut(&Package),
+) -> Result<Listing, DbError> {
     let mut head = vec![0u8; db.size().min(512) as usize];
     db.read_at(0, &mut head)?;
     // SQLite treats an empty file as an empty database, and a WAL-mode database can be
@@ -718,7 +730,10 @@ pub fn read_source_with(
     let mut sink = |instance: u32, blob: &[u8]| {
         let parsed = match detail {
             Detail::Full => header::parse(blob, instance).map(|p| pkgs.push(p)),
-            Detail::Files => header::parse_files(blob, instance).map(|p| pkgs.push(p)),
+            Detail::Files => header::parse_files(blob, instance).map(|p| {
+                each(&p);
+                pkgs.push(p)
+            }),
             // Parsed in its slot of the list, not moved there.
             Detail::Summary | Detail::Named(_) => {
                 pkgs.push(Package::default());
@@ -868,6 +883,19 @@ pub fn read_dir_with(
     opener: &dyn Fn(&str) -> io::Result<File>,
     detail: Detail,
 ) -> Result<Listing, DbError> {
+    read_dir_observed(opener, detail, &mut |_| {})
+}
+
+/// [`read_dir_with`], handing `each` every package as soon as it is parsed (only
+/// [`Detail::Files`] does so far), so that a caller can work on it while the rest is read.
+/// What `each` saw counts only if the read then succeeds: a read that fails (a writer moved
+/// the file meanwhile, a damaged page further on) may have shown it packages of a state
+/// that never was.
+pub fn read_dir_observed(
+    opener: &dyn Fn(&str) -> io::Result<File>,
+    detail: Detail,
+    each: &mut dyn FnMut(&Package),
+) -> Result<Listing, DbError> {
     for (name, wal_name) in CANDIDATES {
         let Some(file) = open_optional(opener, name)? else {
             continue;
@@ -887,7 +915,7 @@ pub fn read_dir_with(
         let wal = companion(wal)?;
         let journal = companion(journal)?;
         let db_src = FileSource::with_size(name, file, before.size);
-        let result = read_source_with(&db_src, as_src(&wal), as_src(&journal), detail);
+        let result = read_source_observed(&db_src, as_src(&wal), as_src(&journal), detail, each);
         // Whatever the result, a file that moved under us makes it untrustworthy: a
         // "corrupt" page may just be one a writer was halfway through.
         if stamp_of(name, &db_src.file)? != before {
