@@ -655,12 +655,10 @@ pub fn verify_all_while_reading(
     root: &Root,
     read: impl FnOnce(&mut dyn FnMut(&Package)) -> Option<Database>,
 ) -> Option<(Database, Vec<Finding>)> {
-    let ids = Ids::read(root);
-    let view = root.read_only_view().ok();
-    let (look_root, direct) = match &view {
-        Some(v) => (v, true),
-        None => (root, false),
-    };
+    // The users and the view are made by the first worker while the database is read
+    // (the others wait for them).
+    let prepared: std::sync::OnceLock<(Ids, Option<Root>)> = std::sync::OnceLock::new();
+    let prepare = || prepared.get_or_init(|| (Ids::read(root), root.read_only_view().ok()));
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS);
@@ -670,7 +668,11 @@ pub fn verify_all_while_reading(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    let mut look = Looker::new(look_root, direct);
+                    let (ids, view) = prepare();
+                    let mut look = match view {
+                        Some(v) => Looker::new(v, true),
+                        None => Looker::new(root, false),
+                    };
                     let mut done = Vec::new();
                     // The lock is held while waiting: one worker waits, the others wait
                     // for it. A closed channel (the read is over) ends them all.
@@ -679,7 +681,7 @@ pub fn verify_all_while_reading(
                         .map_err(|_| ())
                         .and_then(|r| r.recv().map_err(|_| ()))
                     {
-                        done.push((p.instance as usize, verify_package(&mut look, &ids, &p)));
+                        done.push((p.instance as usize, verify_package(&mut look, ids, &p)));
                     }
                     done
                 })

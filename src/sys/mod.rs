@@ -748,7 +748,8 @@ pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 /// thread of ours that unshares its file-system context (`unshare(CLONE_FS)`, so that what
 /// follows affects it alone), joins `mntns` (the container's `/proc/<pid>/ns/mnt`) when
 /// given, moves its working directory to `root`, copies the namespace, clones, and ends,
-/// taking the namespace copy with it.
+/// taking the namespace copy with it (after it has handed the view over: it is not
+/// waited for).
 ///
 /// # Errors
 /// `ENOSYS` before Linux 5.12; `EPERM` without `CAP_SYS_ADMIN`; `EINVAL` when `root` is in
@@ -756,7 +757,13 @@ pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 /// Callers fall back to looking without the copy.
 pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io::Result<OwnedFd> {
     use rustix::mount::OpenTreeFlags;
-    let in_private_copy = || -> io::Result<OwnedFd> {
+    // The thread owns copies of both descriptors: it is not waited for. Its end tears its
+    // namespace copy down, which waits for an RCU grace period (0.2 to 3 ms here), and the
+    // caller has its view before that.
+    let root = root.try_clone_to_owned()?;
+    let mntns = mntns.map(|n| n.try_clone_to_owned()).transpose()?;
+    let in_private_copy = move || -> io::Result<OwnedFd> {
+        let (root, mntns) = (root.as_fd(), mntns.as_ref().map(|n| n.as_fd()));
         // SAFETY: only CLONE_FS is unshared (never CLONE_FILES, the case rustix's safety
         // note is about): this thread's root, working directory and mount namespace become
         // its own, and it ends when this closure returns.
@@ -809,10 +816,16 @@ pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io
         })?;
         Ok(tree)
     };
-    std::thread::scope(|s| {
-        s.spawn(in_private_copy)
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the mount-namespace thread panicked")))
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("read-only-view".into())
+        .spawn(move || {
+            let _ = tx.send(in_private_copy());
+        })?;
+    rx.recv().unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "the mount-namespace thread ended without an answer",
+        ))
     })
 }
 
