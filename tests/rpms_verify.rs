@@ -504,7 +504,7 @@ fn verify_and_owners_over_http() {
 /// What `rpm -V` looks through: a read-only copy of the root's mounts, every one `nodev`,
 /// on this machine (`--root DIR`) and inside a container's own mount namespace. A device
 /// node there cannot be opened (its driver never sees the open), nothing can be written,
-/// and the container's mounts are what they were.
+/// reading leaves access times as they were, and the container's mounts are what they were.
 #[test]
 fn files_are_looked_at_through_a_read_only_nodev_view() {
     if !privileged(&["unshare", "mknod", "/bin/busybox"]) {
@@ -525,9 +525,24 @@ fn files_are_looked_at_through_a_read_only_nodev_view() {
         assert!(fs::File::open(r.join("null-dev")).is_ok());
         let e = open(view, "null-dev", false).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
+        // Its access time older than its mtime: a read on the container's own mount
+        // (relatime) would set it; through the view (noatime) nothing changes.
+        run(Command::new("touch")
+            .args(["-a", "-d", "2000-01-01"])
+            .arg(r.join("plain.txt")));
+        let atime = || {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(r.join("plain.txt")).unwrap().atime()
+        };
+        let before = atime();
         assert_eq!(
             std::io::read_to_string(open(view, "plain.txt", false).unwrap()).unwrap(),
             "plain\n"
+        );
+        assert_eq!(
+            atime(),
+            before,
+            "reading through the view set the access time"
         );
         let e = open(view, "plain.txt", true).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{e}");

@@ -732,6 +732,7 @@ pub fn clone_tree(dirfd: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
 
 /// A detached, read-only copy of the mount tree `root` names (from `Root::of_pid` or
 /// `Root::of_dir`), rooted at that very directory, every mount in it `nodev,nosuid,noexec,ro`
+/// (and `noatime` where the mount's atime flags are not locked)
 /// (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)` then `mount_setattr(AT_RECURSIVE)`, Linux
 /// 5.12+). Opening a device node through it fails with `EACCES` before any driver sees the
 /// open; nothing can be written through it. The container's own mounts are not touched; the
@@ -796,24 +797,42 @@ pub fn read_only_view(root: BorrowedFd<'_>, mntns: Option<BorrowedFd<'_>>) -> io
         const MOUNT_ATTR_NOSUID: u64 = 0x2;
         const MOUNT_ATTR_NODEV: u64 = 0x4;
         const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            attr_clr: 0,
+        const MOUNT_ATTR_ATIME_MASK: u64 = 0x70; // MOUNT_ATTR__ATIME
+        const MOUNT_ATTR_NOATIME: u64 = 0x10;
+        let set = |attr: &MountAttr| {
+            // SAFETY: `tree` is an open descriptor, the path is a NUL-terminated empty
+            // string, and `attr` is a live `struct mount_attr` whose size is the one passed.
+            cerr(unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    tree.as_raw_fd(),
+                    c"".as_ptr(),
+                    libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                    attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                )
+            })
+        };
+        let mut attr = MountAttr {
+            attr_set: MOUNT_ATTR_RDONLY
+                | MOUNT_ATTR_NOSUID
+                | MOUNT_ATTR_NODEV
+                | MOUNT_ATTR_NOEXEC
+                | MOUNT_ATTR_NOATIME,
+            attr_clr: MOUNT_ATTR_ATIME_MASK,
             propagation: 0,
             userns_fd: 0,
         };
-        // SAFETY: `tree` is an open descriptor, the path is a NUL-terminated empty string,
-        // and `attr` is a live `struct mount_attr` whose size is the one passed.
-        cerr(unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        })?;
+        // `noatime` too, so that reading leaves no trace; a mount whose atime flags are
+        // locked (copied into a user namespace) refuses that with EPERM: then without.
+        if let Err(e) = set(&attr) {
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+            attr.attr_set &= !MOUNT_ATTR_NOATIME;
+            attr.attr_clr = 0;
+            set(&attr)?;
+        }
         Ok(tree)
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
