@@ -159,6 +159,16 @@ fn install_and_change(r: &Path, rpms: &[PathBuf]) {
     std::os::unix::fs::symlink("/opt/vt", r.join("vtlink")).unwrap();
 }
 
+/// A container made with `unshare` whose root holds the packages built here, installed and
+/// changed by `install_and_change`; the build tree (`label`) goes with the first value.
+fn changed_container(label: &str) -> (TempDir, FakeContainer) {
+    let top = TempDir::new(label);
+    let rpms = build(top.path());
+    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    install_and_change(c.root.path(), &rpms);
+    (top, c)
+}
+
 fn rpm_in(r: &Path, args: &[&str]) -> (String, String, i32) {
     let out = Command::new("rpm")
         .arg("--root")
@@ -297,11 +307,8 @@ fn verify_and_owners_over_http() {
     ]) {
         return;
     }
-    let top = TempDir::new("vt-http-build");
-    let rpms = build(top.path());
-    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let (_top, c) = changed_container("vt-http-build");
     let r = c.root.path();
-    install_and_change(r, &rpms);
     let server = Server::start(&[]);
 
     // GET /<c>/verify says what rpm -Va says, and what the command line's --json says.
@@ -590,11 +597,8 @@ fn unbindable_mounts_are_verified_as_the_container_sees_them() {
     ]) {
         return;
     }
-    let top = TempDir::new("vt-unbind-build");
-    let rpms = build(top.path());
-    let c = FakeContainer::start(Spec::podman("exec sleep 100000"));
+    let (_top, c) = changed_container("vt-unbind-build");
     let r = c.root.path();
-    install_and_change(r, &rpms);
     let (rs, ns) = (
         r.to_str().unwrap().to_string(),
         format!("--mount=/proc/{}/ns/mnt", c.init),
