@@ -363,6 +363,18 @@ pub struct Outcome {
     pub nevra: Option<String>,
 }
 
+impl Outcome {
+    /// A transaction that did what was asked (200), with its reply, about `nevra`.
+    pub(crate) fn done(reply: Value, nevra: String) -> Outcome {
+        Outcome {
+            status: 200,
+            reply,
+            ok: true,
+            nevra: Some(nevra),
+        }
+    }
+}
+
 /// Runs argv in a container (see `Context::run`).
 pub type RunInContainer<'a, E> =
     dyn Fn(&[&str], Option<BorrowedFd<'_>>) -> Result<Finished, E> + 'a;
@@ -560,12 +572,7 @@ impl<E> Context<'_, E> {
             if test {
                 reply["test"] = json!(true);
             }
-            return Ok(Outcome {
-                status: 200,
-                reply,
-                ok: true,
-                nevra: Some(want),
-            });
+            return Ok(Outcome::done(reply, want));
         }
         if let Err(why) = self.usable_rpm(&upload.name) {
             return self.native_install(upload, &db, test, &why);

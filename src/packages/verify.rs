@@ -23,7 +23,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use serde::Serialize;
@@ -588,61 +587,18 @@ fn verify_file(
 /// the files that differ, as rpm shows them. `db` must have been read with
 /// [`crate::rpmdb::Detail::Files`].
 ///
-/// Looking at files is nearly all system calls (per regular file: the `O_PATH` probe,
-/// `fstat`, the reopen through `/proc/thread-self/fd`, `read`, `flistxattr` and two
-/// `close`s, the least that looks before it opens), so packages are verified on a few
-/// threads at once, each with its own open directories and buffer; the findings keep the
-/// database's order.
+/// Looking at files is nearly all system calls (per regular file, in the read-only view:
+/// `fstatat`, `openat`, `read`, `flistxattr`, `close`; see the module's invariants), so
+/// packages are verified on a few threads at once, each with its own open directories and
+/// buffer; the findings keep the database's record order.
 pub fn verify(root: &Root, db: &Database, name: Option<&str>) -> Result<Vec<Finding>, Error> {
-    let mut pkgs: Vec<&Package> = match name {
+    let pkgs: Vec<&Package> = match name {
         Some(n) => super::by_name(db, n)?,
         None => db.packages.iter().collect(),
     };
-    pkgs.sort_by_key(|p| p.instance);
-    let ids = Ids::read(root);
     // File lists are decoded by the workers (`Package::more`), so only packages are counted.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_THREADS)
-        .min(pkgs.len() / PACKAGES_PER_THREAD + 1);
-    let next = AtomicUsize::new(0);
-    // The read-only nodev view when the kernel gives one (see the module's invariants).
-    let view = root.read_only_view().ok();
-    let (look_root, direct) = match &view {
-        Some(v) => (v, true),
-        None => (root, false),
-    };
-    let work = || {
-        let mut look = Looker::new(look_root, direct);
-        let mut done = Vec::new();
-        // Packages handed out a few at a time, in order.
-        loop {
-            let start = next.fetch_add(CHUNK, Ordering::Relaxed);
-            let Some(chunk) = pkgs.get(start..(start + CHUNK).min(pkgs.len())) else {
-                break;
-            };
-            if chunk.is_empty() {
-                break;
-            }
-            for (k, p) in chunk.iter().enumerate() {
-                done.push((start + k, verify_package(&mut look, &ids, p)));
-            }
-        }
-        done
-    };
-    let mut results: Vec<(usize, Vec<(Finding, u32)>)> = if threads <= 1 {
-        work()
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            handles
-                .into_iter()
-                // A worker's panic is this call's panic: never a silently shorter answer.
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    };
-    results.sort_by_key(|(i, _)| *i);
+    let threads = pkgs.len() / PACKAGES_PER_THREAD + 1;
+    let ((), results) = verify_fed(root, threads, |each| pkgs.into_iter().for_each(each));
     Ok(settle_mtimes(root, db, results))
 }
 
@@ -655,16 +611,34 @@ pub fn verify_all_while_reading(
     root: &Root,
     read: impl FnOnce(&mut dyn FnMut(&Package)) -> Option<Database>,
 ) -> Option<(Database, Vec<Finding>)> {
-    // The users and the view are made by the first worker while the database is read
-    // (the others wait for them).
-    let prepared: std::sync::OnceLock<(Ids, Option<Root>)> = std::sync::OnceLock::new();
-    let prepare = || prepared.get_or_init(|| (Ids::read(root), root.read_only_view().ok()));
+    let (db, results) = verify_fed(root, MAX_THREADS, read);
+    let db = db?;
+    let found = settle_mtimes(root, &db, results);
+    Some((db, found))
+}
+
+/// One package's record number and its findings, each with its `RPMVERIFY_*` bits.
+type PackageFindings = (usize, Vec<(Finding, u32)>);
+
+/// Verifies the packages `feed` hands over (its answer is returned beside the findings) on
+/// up to `threads` workers, no more than this machine has cores; the findings by package,
+/// in record order, each with its `RPMVERIFY_*` bits.
+fn verify_fed<R>(
+    root: &Root,
+    threads: usize,
+    feed: impl FnOnce(&mut dyn FnMut(&Package)) -> R,
+) -> (R, Vec<PackageFindings>) {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(MAX_THREADS);
+        .min(MAX_THREADS)
+        .min(threads);
+    // The users and the read-only view (see the module's invariants) are made by the first
+    // worker while `feed` runs (the others wait for them).
+    let prepared: std::sync::OnceLock<(Ids, Option<Root>)> = std::sync::OnceLock::new();
+    let prepare = || prepared.get_or_init(|| (Ids::read(root), root.read_only_view().ok()));
     let (tx, rx) = std::sync::mpsc::channel::<Package>();
     let rx = std::sync::Mutex::new(rx);
-    let (db, mut results) = std::thread::scope(|s| {
+    let (fed, mut results) = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
@@ -675,7 +649,7 @@ pub fn verify_all_while_reading(
                     };
                     let mut done = Vec::new();
                     // The lock is held while waiting: one worker waits, the others wait
-                    // for it. A closed channel (the read is over) ends them all.
+                    // for it. A closed channel (the feed is over) ends them all.
                     while let Ok(p) = rx
                         .lock()
                         .map_err(|_| ())
@@ -688,35 +662,29 @@ pub fn verify_all_while_reading(
             })
             .collect();
         // A clone shares the header and its decoded file list (`Package::more`). The
-        // sender goes with the read: the workers then end once the channel is empty.
-        let db = {
+        // sender goes with the feed: the workers then end once the channel is empty.
+        let fed = {
             let tx = tx;
-            read(&mut |p| {
+            feed(&mut |p| {
                 let _ = tx.send(p.clone());
             })
         };
-        let results: Vec<(usize, Vec<(Finding, u32)>)> = workers
+        let results: Vec<PackageFindings> = workers
             .into_iter()
             // A worker's panic is this call's panic: never a silently shorter answer.
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect();
-        (db, results)
+        (fed, results)
     });
-    let db = db?;
     results.sort_by_key(|(instance, _)| *instance);
-    let found = settle_mtimes(root, &db, results);
-    Some((db, found))
+    (fed, results)
 }
 
 /// The findings in order, without the mtime differences rpm ignores: those of files that
 /// several packages own, found as `-qf` finds owners (same base name, same directory once
 /// symlinks are followed). Only the base names of files whose mtime differs are looked
 /// for, in one pass over every package's files.
-fn settle_mtimes(
-    root: &Root,
-    db: &Database,
-    results: Vec<(usize, Vec<(Finding, u32)>)>,
-) -> Vec<Finding> {
+fn settle_mtimes(root: &Root, db: &Database, results: Vec<PackageFindings>) -> Vec<Finding> {
     let base = |path: &str| path.rsplit('/').next().unwrap_or("").to_string();
     let wanted: HashSet<String> = results
         .iter()
@@ -766,8 +734,6 @@ const DIRS_KEPT: usize = 4;
 const MAX_THREADS: usize = 4;
 /// A thread is worth starting for this many packages.
 const PACKAGES_PER_THREAD: usize = 16;
-/// Packages a thread takes at a time.
-const CHUNK: usize = 8;
 
 /// What `rpm -V` finds in one package, each finding with its `RPMVERIFY_*` bits (an mtime
 /// difference is checked against shared files afterwards, by `verify`).

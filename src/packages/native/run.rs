@@ -101,12 +101,7 @@ impl<E> Context<'_, E> {
             json!({"status": "erased", "package": package_json(pkg), "method": "native"});
         if test {
             reply["test"] = json!(true);
-            return Ok(Outcome {
-                status: 200,
-                reply,
-                ok: true,
-                nevra: Some(target),
-            });
+            return Ok(Outcome::done(reply, target));
         }
         let job = Job::Erase {
             dbdir: db.dir.clone(),
@@ -114,18 +109,7 @@ impl<E> Context<'_, E> {
             checked: instances(db),
         };
         match self.apply(&job, None)? {
-            Ok(a) => {
-                reply["skipped_scriptlets"] = json!(a.skipped_scriptlets);
-                if !a.warnings.is_empty() {
-                    reply["output"] = json!(a.warnings.join("\n"));
-                }
-                Ok(Outcome {
-                    status: 200,
-                    reply,
-                    ok: true,
-                    nevra: Some(target),
-                })
-            }
+            Ok(a) => Ok(Outcome::done(with_applied(reply, &a), target)),
             Err(e) => Ok(self.failed(Vec::new(), Some(e), false, package_json(pkg), target)),
         }
     }
@@ -192,12 +176,7 @@ impl<E> Context<'_, E> {
             "package": package_json(&new)});
         if test {
             reply["test"] = json!(true);
-            return Ok(Outcome {
-                status: 200,
-                reply,
-                ok: true,
-                nevra: Some(want),
-            });
+            return Ok(Outcome::done(reply, want));
         }
         let time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -214,20 +193,20 @@ impl<E> Context<'_, E> {
                 let mut installed = new;
                 installed.installtime = Some(time);
                 reply["package"] = package_json(&installed);
-                reply["skipped_scriptlets"] = json!(a.skipped_scriptlets);
-                if !a.warnings.is_empty() {
-                    reply["output"] = json!(a.warnings.join("\n"));
-                }
-                Ok(Outcome {
-                    status: 200,
-                    reply,
-                    ok: true,
-                    nevra: Some(want),
-                })
+                Ok(Outcome::done(with_applied(reply, &a), want))
             }
             Err(e) => Ok(self.failed(Vec::new(), Some(e), false, Value::Null, want)),
         }
     }
+}
+
+/// A reply with what the job reports: the scriptlets it did not run, its warnings as `output`.
+fn with_applied(mut reply: Value, a: &super::apply::Applied) -> Value {
+    reply["skipped_scriptlets"] = json!(a.skipped_scriptlets);
+    if !a.warnings.is_empty() {
+        reply["output"] = json!(a.warnings.join("\n"));
+    }
+    reply
 }
 
 /// The installed instances, sorted: what the checks saw, for the job to compare under the lock.

@@ -20,6 +20,8 @@
 //! Invariant: the same puts and deletes leave the same table rpm would leave, and offsets read
 //! from the blob are bounds-checked, so a corrupt index gives an error, never a panic or a hang.
 
+use super::{le32, put32};
+
 const MAGIC: u32 = u32::from_le_bytes(*b"RpmI");
 const VERSION: u32 = 0;
 const SLOT_OFFSET: usize = 64;
@@ -33,14 +35,6 @@ const OFF_DUMMYSLOTS: usize = 20;
 const OFF_XMASK: usize = 24;
 const OFF_KEYEND: usize = 28;
 const OFF_KEYEXCESS: usize = 32;
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
 
 /// What one walk of a key's probe sequence found (see `Idx::walk`).
 struct Walk {
@@ -481,17 +475,22 @@ impl Idx {
         off
     }
 
+    /// An entry's slot data and overflow word, once its numbers and the table are checked.
+    fn entry(&mut self, pkgidx: u32, datidx: u32) -> Result<(u32, u32), String> {
+        if pkgidx == 0 || datidx >= 0x8000_0000 {
+            return Err(format!("index entry ({pkgidx}, {datidx}) out of range"));
+        }
+        self.check()?;
+        Ok(encode(pkgidx, datidx))
+    }
+
     /// `rpmidxPut`: adds the entry `(key, pkgidx, datidx)` (nothing when it is already there).
     ///
     /// # Errors
     /// `pkgidx` 0 or `datidx` ≥ 2³¹ (rpm refuses both), or a corrupt table.
     pub fn put(&mut self, key: &[u8], pkgidx: u32, datidx: u32) -> Result<(), String> {
-        if pkgidx == 0 || datidx >= 0x8000_0000 {
-            return Err(format!("index entry ({pkgidx}, {datidx}) out of range"));
-        }
-        self.check()?;
+        let (data, ovl) = self.entry(pkgidx, datidx)?;
         let keyh = murmur(key);
-        let (data, ovl) = encode(pkgidx, datidx);
         let w = self.walk(key, keyh);
         let already = w
             .entries
@@ -533,12 +532,8 @@ impl Idx {
     /// # Errors
     /// As for [`Idx::put`].
     pub fn del(&mut self, key: &[u8], pkgidx: u32, datidx: u32) -> Result<(), String> {
-        if pkgidx == 0 || datidx >= 0x8000_0000 {
-            return Err(format!("index entry ({pkgidx}, {datidx}) out of range"));
-        }
-        self.check()?;
+        let (data, ovl) = self.entry(pkgidx, datidx)?;
         let keyh = murmur(key);
-        let (data, ovl) = encode(pkgidx, datidx);
         let w = self.walk(key, keyh);
         let keyoff = w.keyoff;
         let mut others = false;

@@ -58,6 +58,16 @@ use idx::Idx;
 use pkg::{Pkgdb, BLK_SIZE, PAGE_BLKS, PAGE_SIZE};
 use xdb::Xdb;
 
+/// A little-endian u32 at byte `at` (every ndb file is little-endian, as rpm writes it).
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Writes `v` little-endian at byte `at`.
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
 /// Adds one package: its stored header blob (as rpm stores it, no magic) to `Packages.db`,
 /// and its index keys to `Index.db`, in the database directory `dbdir`. Returns the new
 /// header number (rpm's instance, the pkgidx).

@@ -13,6 +13,7 @@
 //! overlapping blobs and no pkgidx twice, so that the plans made from it never overwrite a
 //! live blob.
 
+use super::{le32, put32};
 use crate::rpmdb::ndb::{adler32, MAGIC};
 
 pub const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"Slot");
@@ -28,14 +29,6 @@ const BLOBTAIL_SIZE: u64 = 12;
 const SLOT_START: u32 = (HEADER_SIZE as u64 / SLOT_SIZE) as u32;
 /// Blocks per page.
 pub const PAGE_BLKS: u32 = (PAGE_SIZE / BLK_SIZE) as u32;
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
 
 /// A used slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

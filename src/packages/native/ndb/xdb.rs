@@ -18,6 +18,8 @@
 //! Invariant: `parse` accepts only a table whose used blobs lie inside the file, after the
 //! slot pages, without overlapping; everything else here keeps that true.
 
+use super::{le32, put32};
+
 const MAGIC: u32 = u32::from_le_bytes(*b"RpmX");
 const VERSION: u32 = 0;
 const SLOT_MAGIC: u32 = u32::from_le_bytes(*b"Slo\0");
@@ -25,14 +27,6 @@ const HEADER_SIZE: usize = 32;
 const SLOT_SIZE: usize = 16;
 /// Offset of the generation in the header (`header_fields` starts there).
 pub const OFF_GENERATION: u64 = 8;
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
 
 /// One slot. `startpage` 0 means a free slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
