@@ -524,25 +524,33 @@ pub fn rpms(a: Rpms) -> CliResult {
         (None, false, Some(n)) => Detail::Named(n),
         (None, false, None) => Detail::Summary,
     };
-    // rpm -Va: verified while the database is read; when that one read does not succeed,
-    // read as everything else is (with retries), then verified.
-    let streamed = match (&source, a.verify, name) {
-        (Source::Root(root, _), true, None) => packages::verify_all_while_reading(root, |each| {
-            packages::read_root_observed(root, each)
-        }),
-        _ => None,
-    };
-    let (db, verified) = match streamed {
-        Some((db, found)) => (db, Some(found)),
-        None => {
-            let db = match &source {
-                Source::DbPath(dir) => packages::read_dbpath(std::path::Path::new(dir), detail),
-                Source::Root(root, label) => packages::read_container(root, label, detail),
-            }
+    if let (true, Source::Root(root, label)) = (a.verify, &source) {
+        let (db, found) = packages::verify_root(root, label, name.map(String::as_str))
             .map_err(|e| e.to_string())?;
-            (db, None)
+        // rpm warns about each damaged header it skips, and verifies the rest.
+        for w in db.warnings() {
+            eprintln!("{w}");
         }
-    };
+        if a.json {
+            print_json(&packages::verify_json(&found));
+        } else {
+            let mut out = std::io::stdout().lock();
+            for f in &found {
+                if let Some(line) = f.line() {
+                    let _ = writeln!(out, "{line}");
+                } else if let (None, Some(e)) = (&f.path, &f.error) {
+                    // rpm says nothing here (and exits 1): we say why.
+                    eprintln!("warning: {}: {e}", f.package);
+                }
+            }
+        }
+        finish(i32::from(packages::differs(&found)));
+    }
+    let db = match &source {
+        Source::DbPath(dir) => packages::read_dbpath(std::path::Path::new(dir), detail),
+        Source::Root(root, label) => packages::read_container(root, label, detail),
+    }
+    .map_err(|e| e.to_string())?;
     // rpm warns about each damaged header it skips, and lists the rest.
     for w in db.warnings() {
         eprintln!("{w}");
@@ -569,28 +577,6 @@ pub fn rpms(a: Rpms) -> CliResult {
                 1
             }
         });
-    }
-    if let (true, Source::Root(root, _)) = (a.verify, &source) {
-        let found = match verified {
-            Some(found) => found,
-            None => {
-                packages::verify(root, &db, name.map(String::as_str)).map_err(|e| e.to_string())?
-            }
-        };
-        if a.json {
-            print_json(&packages::verify_json(&found));
-        } else {
-            let mut out = std::io::stdout().lock();
-            for f in &found {
-                if let Some(line) = f.line() {
-                    let _ = writeln!(out, "{line}");
-                } else if let (None, Some(e)) = (&f.path, &f.error) {
-                    // rpm says nothing here (and exits 1): we say why.
-                    eprintln!("warning: {}: {e}", f.package);
-                }
-            }
-        }
-        finish(i32::from(packages::differs(&found)));
     }
     match name {
         None if a.json => {

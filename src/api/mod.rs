@@ -290,21 +290,7 @@ impl App {
                     _ => None,
                 };
                 let root = root(c)?;
-                // rpm -Va: verified while the database is read (see the command line's).
-                let streamed = match name {
-                    None => packages::verify_all_while_reading(&root, |each| {
-                        packages::read_root_observed(&root, each)
-                    }),
-                    Some(_) => None,
-                };
-                let (db, found) = match streamed {
-                    Some(done) => done,
-                    None => {
-                        let db = packages::read_container(&root, &c.id, Detail::Files)?;
-                        let found = packages::verify(&root, &db, name)?;
-                        (db, found)
-                    }
-                };
+                let (db, found) = packages::verify_root(&root, &c.id, name)?;
                 let v = packages::verify_json(&found);
                 Ok(with_skipped(Response::json(200, &v), &db, c))
             }

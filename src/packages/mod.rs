@@ -16,7 +16,7 @@ mod owners;
 mod verify;
 
 pub use owners::{clean_path, owners, owners_json, Owners};
-pub use verify::{differs, strerror, verify, verify_all_while_reading, verify_json, Finding};
+pub use verify::{differs, strerror, verify, verify_json, Finding};
 
 use std::fmt;
 use std::io;
@@ -200,11 +200,35 @@ pub fn read_root(root: &Root, detail: Detail) -> Result<Database, Error> {
     })
 }
 
+/// `rpm -V NAME` (`name`) or `rpm -Va` in a root: its database (read with [`Detail::Files`])
+/// and what differs. `-Va` verifies each package while the database is still being read;
+/// when that one read does not succeed, it is read as every other answer is (with
+/// retries), then verified.
+///
+/// # Errors
+/// Those of [`read_container`], and [`Error::NotInstalled`] for a `name` not installed.
+pub fn verify_root(
+    root: &Root,
+    container: &str,
+    name: Option<&str>,
+) -> Result<(Database, Vec<Finding>), Error> {
+    if name.is_none() {
+        let streamed =
+            verify::verify_all_while_reading(root, |each| read_root_observed(root, each));
+        if let Some(done) = streamed {
+            return Ok(done);
+        }
+    }
+    let db = read_container(root, container, Detail::Files)?;
+    let found = verify(root, &db, name)?;
+    Ok((db, found))
+}
+
 /// [`read_root`] with [`Detail::Files`], for `rpm -Va`: `each` is handed every package as
 /// soon as it is read, so that the caller verifies it while the rest is read. One read,
 /// without `read_root`'s retries: `None` when it did not succeed (the caller then forgets
 /// what `each` saw, and reads with `read_root`, which retries and says what is wrong).
-pub fn read_root_observed(root: &Root, each: &mut dyn FnMut(&Package)) -> Option<Database> {
+fn read_root_observed(root: &Root, each: &mut dyn FnMut(&Package)) -> Option<Database> {
     for dir in DB_DIRS {
         let opener = |name: &str| root.open(&format!("{dir}/{name}"));
         match rpmdb::read_dir_observed(&opener, Detail::Files, each) {
